@@ -1,0 +1,271 @@
+"""Projects, pairs, assignments and annotations.
+
+Invariants (enforced by services, backed by constraints here):
+- a pair is labelled by exactly ``project.annotators_per_pair`` distinct annotators;
+- an annotator holds at most one live claim per project and never labels a pair twice;
+- ``Pair.n_claimed`` counts live claims plus submitted labels, ``Pair.n_submitted`` the labels.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    LEAD = "lead", "Lead"
+    ADMIN = "admin", "Admin"
+
+
+DEFAULT_TAXONOMY = [
+    "programming",
+    "math",
+    "math proof",
+    "reasoning",
+    "factual question",
+    "creative writing",
+    "summarisation",
+    "translation",
+    "advice",
+    "open conversation",
+    "roleplay",
+    "safety / harmful request",
+    "other",
+]
+DEFAULT_DESIRED_ATTRIBUTES = [
+    "accuracy",
+    "helpfulness",
+    "harmlessness",
+    "honesty",
+    "safety",
+    "originality",
+    "conciseness",
+    "completeness",
+    "clarity",
+    "instruction following",
+]
+
+
+def default_taxonomy() -> list[str]:
+    return list(DEFAULT_TAXONOMY)
+
+
+def default_desired_attributes() -> list[str]:
+    return list(DEFAULT_DESIRED_ATTRIBUTES)
+
+
+def default_annotators_per_pair() -> int:
+    return int(settings.ANNOTATORS_PER_PAIR)
+
+
+def default_claim_timeout() -> int:
+    return int(settings.CLAIM_TIMEOUT_MINUTES)
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    guidelines = models.TextField(blank=True, help_text="Markdown. Shown to annotators one click from every pair.")
+    annotators_per_pair = models.PositiveSmallIntegerField(default=default_annotators_per_pair)
+    claim_timeout_minutes = models.PositiveIntegerField(default=default_claim_timeout)
+    taxonomy = models.JSONField(default=default_taxonomy, help_text="Task categories annotators choose from.")
+    desired_attributes = models.JSONField(default=default_desired_attributes)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="projects", blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(annotators_per_pair__gte=1) & Q(annotators_per_pair__lte=15),
+                name="project_annotators_per_pair_range",
+            ),
+            models.CheckConstraint(condition=Q(claim_timeout_minutes__gte=1), name="project_claim_timeout_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImportBatch(models.Model):
+    """One imported file: the unit of "batch" for agreement and provenance."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
+    filename = models.CharField(max_length=500)
+    path = models.CharField(max_length=1000, blank=True, help_text="Uploaded file awaiting a worker.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    n_lines = models.PositiveIntegerField(default=0)
+    n_imported = models.PositiveIntegerField(default=0)
+    n_duplicates = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}
+
+
+class Pair(models.Model):
+    """A preference pair: a conversation and two candidate responses.
+
+    ``response_a`` / ``response_b`` are the canonical order. When the source file said which was
+    preferred (``chosen``/``rejected``) it is stored as ``source_label``: chosen is always A.
+    Annotators see A and B in their own random order (``Assignment.order_shown``).
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"  # takes more claims
+        FULL = "full", "Full"  # every slot claimed, some labels outstanding
+        COMPLETE = "complete", "Complete"  # all labels in
+
+    class SourceLabel(models.TextChoices):
+        NONE = "", "None"
+        A = "A", "A"
+        B = "B", "B"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs")
+    batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs")
+    external_id = models.CharField(max_length=200, blank=True)
+    conversation = models.JSONField(help_text="List of {role, content} messages; the last is the user's turn.")
+    response_a = models.TextField()
+    response_b = models.TextField()
+    source_label = models.CharField(max_length=1, choices=SourceLabel.choices, blank=True, default="")
+    source = models.CharField(max_length=200, blank=True)
+    subset = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64)
+    priority = models.FloatField(default=0.0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    n_claimed = models.PositiveSmallIntegerField(default=0)
+    n_submitted = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="pair_unique_content_per_project"),
+            models.CheckConstraint(condition=Q(n_submitted__lte=models.F("n_claimed")), name="pair_submitted_le_claimed"),
+        ]
+        indexes = [
+            # The queue: open pairs of a project, highest priority first.
+            models.Index(fields=["project", "status", "-priority", "id"], name="pair_queue_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pair {self.pk}"
+
+
+class Assignment(models.Model):
+    """An annotator's claim on a pair, and the order in which A and B were shown to them."""
+
+    class Status(models.TextChoices):
+        CLAIMED = "claimed", "Claimed"
+        SUBMITTED = "submitted", "Submitted"
+        EXPIRED = "expired", "Expired"
+
+    class Order(models.TextChoices):
+        AB = "AB", "A left, B right"
+        BA = "BA", "B left, A right"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CLAIMED)
+    order_shown = models.CharField(max_length=2, choices=Order.choices)
+    claimed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-claimed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pair", "annotator"],
+                condition=~Q(status="expired"),
+                name="assignment_one_live_per_pair_annotator",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "annotator"],
+                condition=Q(status="claimed"),
+                name="assignment_one_open_claim_per_project",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"], name="assignment_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"Assignment {self.pk} ({self.status})"
+
+
+class Preference(models.TextChoices):
+    """The label, always in canonical A/B terms (not the order shown)."""
+
+    A_CLEARLY = "A_CLEARLY", "A is clearly better"
+    A_SLIGHTLY = "A_SLIGHTLY", "A is slightly better"
+    B_SLIGHTLY = "B_SLIGHTLY", "B is slightly better"
+    B_CLEARLY = "B_CLEARLY", "B is clearly better"
+    UNDECIDABLE = "UNDECIDABLE", "Can't decide"
+
+
+class Objectivity(models.TextChoices):
+    FACTUAL = "factual", "Factual"
+    OPINION = "opinion", "Opinion"
+    OPEN_ENDED = "open_ended", "Open-ended"
+
+
+class Controversiality(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class Annotation(models.Model):
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="annotation")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
+    preference = models.CharField(max_length=16, choices=Preference.choices)
+    order_shown = models.CharField(max_length=2, choices=Assignment.Order.choices)
+    task_category = models.CharField(max_length=200)
+    objectivity = models.CharField(max_length=16, choices=Objectivity.choices)
+    controversiality = models.CharField(max_length=16, choices=Controversiality.choices)
+    desired_attributes = models.JSONField(default=list, blank=True)
+    guideline = models.TextField(blank=True)
+    rationale = models.TextField()
+    time_spent_ms = models.PositiveIntegerField(help_text="Active time on the page, as measured in the browser.")
+    wall_time_ms = models.PositiveIntegerField(help_text="Claim to submit, as measured on the server.")
+    submitted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["submitted_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "annotator"], name="annotation_one_per_pair_annotator"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Annotation {self.pk} on pair {self.pair_id}"
+
+    @property
+    def side(self) -> str | None:
+        """'A', 'B', or None for can't decide."""
+        return self.preference[0] if self.preference != Preference.UNDECIDABLE else None

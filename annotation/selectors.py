@@ -1,0 +1,129 @@
+"""Non-trivial reads of the annotation app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from annotation.models import Annotation, Assignment, ImportBatch, Pair, Project
+from annotation.roles import is_admin
+
+
+def project_list_for_user(user: Any) -> QuerySet[Project]:
+    """Admins see every project; everyone else the projects they are a member of."""
+    projects = Project.objects.all()
+    if not is_admin(user):
+        projects = projects.filter(members=user)
+    return projects.order_by("name")
+
+
+def project_get_for_user(user: Any, project_id: int) -> Project | None:
+    return project_list_for_user(user).filter(pk=project_id).first()
+
+
+@dataclass
+class ProjectProgress:
+    total: int
+    open: int
+    full: int
+    complete: int
+    labels_needed: int
+    labels_given: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.labels_given / self.labels_needed if self.labels_needed else 0.0
+
+
+def project_progress(project: Project) -> ProjectProgress:
+    counts = Pair.objects.filter(project=project).aggregate(
+        total=Count("id"),
+        open=Count("id", filter=Q(status=Pair.Status.OPEN)),
+        full=Count("id", filter=Q(status=Pair.Status.FULL)),
+        complete=Count("id", filter=Q(status=Pair.Status.COMPLETE)),
+    )
+    labels_given = Annotation.objects.filter(pair__project=project).count()
+    return ProjectProgress(
+        total=counts["total"],
+        open=counts["open"],
+        full=counts["full"],
+        complete=counts["complete"],
+        labels_needed=counts["total"] * project.annotators_per_pair,
+        labels_given=labels_given,
+    )
+
+
+@dataclass
+class AnnotatorProgress:
+    done: int
+    available: int
+    open_claim: Assignment | None
+    done_today: int
+    median_seconds: float | None
+
+
+def annotator_progress(project: Project, annotator: Any) -> AnnotatorProgress:
+    """An annotator's own figures: labels given, pairs still open to them, their open claim."""
+    from django.utils import timezone
+
+    mine = Annotation.objects.filter(pair__project=project, annotator=annotator)
+    done = mine.count()
+    held = Assignment.objects.filter(project=project, annotator=annotator).exclude(status=Assignment.Status.EXPIRED)
+    available = (
+        Pair.objects.filter(project=project, status=Pair.Status.OPEN).exclude(pk__in=held.values("pair_id")).count()
+    )
+    open_claim = held.filter(status=Assignment.Status.CLAIMED).select_related("pair").first()
+    start_of_day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    times = sorted(mine.values_list("time_spent_ms", flat=True)[:5000])
+    median = times[len(times) // 2] / 1000.0 if times else None
+    return AnnotatorProgress(
+        done=done,
+        available=available,
+        open_claim=open_claim,
+        done_today=mine.filter(submitted_at__gte=start_of_day).count(),
+        median_seconds=median,
+    )
+
+
+def annotation_list_for_annotator(project: Project, annotator: Any, limit: int = 50) -> QuerySet[Annotation]:
+    """The annotator's own recent labels (never anyone else's)."""
+    return (
+        Annotation.objects.filter(pair__project=project, annotator=annotator)
+        .select_related("pair")
+        .order_by("-submitted_at")[:limit]
+    )
+
+
+def annotation_list_for_pair(pair: Pair) -> QuerySet[Annotation]:
+    """All labels of a pair, for leads and admins only (callers check the role)."""
+    return Annotation.objects.filter(pair=pair).select_related("annotator").order_by("submitted_at")
+
+
+def pair_list(project: Project, *, status: str | None = None) -> QuerySet[Pair]:
+    pairs = Pair.objects.filter(project=project)
+    if status:
+        pairs = pairs.filter(status=status)
+    return pairs.order_by("id")
+
+
+def pairs_complete_with_annotations(project: Project, chunk: int = 2000) -> Any:
+    """Yield (pair, [annotations]) for every pair with all its labels, in id order (keyset paged)."""
+    last_id = 0
+    while True:
+        pairs = list(
+            Pair.objects.filter(project=project, status=Pair.Status.COMPLETE, pk__gt=last_id).order_by("id")[:chunk]
+        )
+        if not pairs:
+            return
+        by_pair: dict[int, list[Annotation]] = {p.pk: [] for p in pairs}
+        for annotation in Annotation.objects.filter(pair_id__in=by_pair).order_by("submitted_at"):
+            by_pair[annotation.pair_id].append(annotation)
+        for pair in pairs:
+            yield pair, by_pair[pair.pk]
+        last_id = pairs[-1].pk
+
+
+def import_batch_list(project: Project) -> QuerySet[ImportBatch]:
+    return ImportBatch.objects.filter(project=project).select_related("created_by").order_by("-created_at")

@@ -1,0 +1,436 @@
+"""Every write of the annotation app goes through here (keyword-only, validated, atomic)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from annotation.importing import ImportResult, ImportValidationError, pairs_import
+from annotation.models import (
+    Annotation,
+    Assignment,
+    Controversiality,
+    ImportBatch,
+    Objectivity,
+    Pair,
+    Preference,
+    Project,
+    Role,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A request that cannot be carried out; the message is meant for the user."""
+
+
+# --- projects and users ------------------------------------------------------------------------
+
+
+def _clean_list(values: Any, field: str) -> list[str]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValidationError({field: "must be a list of strings"})
+    cleaned = list(dict.fromkeys(v.strip() for v in values if v.strip()))
+    if not cleaned:
+        raise ValidationError({field: "must name at least one entry"})
+    return cleaned
+
+
+def project_create(
+    *,
+    name: str,
+    created_by: Any = None,
+    description: str = "",
+    guidelines: str = "",
+    annotators_per_pair: int | None = None,
+    claim_timeout_minutes: int | None = None,
+    taxonomy: list[str] | None = None,
+    desired_attributes: list[str] | None = None,
+) -> Project:
+    """Create a project. Defaults come from settings; the creator becomes a member."""
+    project = Project(name=name.strip(), description=description, guidelines=guidelines, created_by=created_by)
+    if annotators_per_pair is not None:
+        project.annotators_per_pair = annotators_per_pair
+    if claim_timeout_minutes is not None:
+        project.claim_timeout_minutes = claim_timeout_minutes
+    if taxonomy is not None:
+        project.taxonomy = _clean_list(taxonomy, "taxonomy")
+    if desired_attributes is not None:
+        project.desired_attributes = _clean_list(desired_attributes, "desired_attributes")
+    project.full_clean()
+    with transaction.atomic():
+        project.save()
+        if created_by is not None:
+            project.members.add(created_by)
+    return project
+
+
+def project_update(*, project: Project, **fields: Any) -> Project:
+    """Update editable fields. Lowering annotators-per-pair below labels already given is refused."""
+    allowed = {
+        "name",
+        "description",
+        "guidelines",
+        "annotators_per_pair",
+        "claim_timeout_minutes",
+        "taxonomy",
+        "desired_attributes",
+    }
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError(f"unknown project fields: {', '.join(sorted(unknown))}")
+    for key in ("taxonomy", "desired_attributes"):
+        if key in fields:
+            fields[key] = _clean_list(fields[key], key)
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        old_n = project.annotators_per_pair
+        for key, value in fields.items():
+            setattr(project, key, value)
+        project.full_clean()
+        new_n = project.annotators_per_pair
+        if new_n < old_n and project.pairs.filter(n_claimed__gt=new_n).exists():
+            raise ValidationError(
+                {"annotators_per_pair": f"some pairs already have more than {new_n} claims or labels"}
+            )
+        project.save()
+        if new_n != old_n:
+            _project_recount_status(project)
+    return project
+
+
+def _project_recount_status(project: Project) -> None:
+    n = project.annotators_per_pair
+    pairs = Pair.objects.filter(project=project)
+    pairs.filter(n_submitted__gte=n).update(status=Pair.Status.COMPLETE)
+    pairs.filter(n_submitted__lt=n, n_claimed__gte=n).update(status=Pair.Status.FULL)
+    pairs.filter(n_claimed__lt=n).update(status=Pair.Status.OPEN)
+
+
+def project_set_members(*, project: Project, users: list[Any]) -> None:
+    project.members.set(users)
+
+
+def user_set_roles(*, user: Any, roles: list[str]) -> None:
+    """Replace a user's role groups. Admins also get Django admin access (is_staff)."""
+    valid = {r.value for r in Role}
+    bad = [r for r in roles if r not in valid]
+    if bad:
+        raise ValidationError({"roles": f"unknown role(s): {', '.join(bad)}"})
+    with transaction.atomic():
+        groups = [Group.objects.get_or_create(name=r)[0] for r in roles]
+        user.groups.remove(*Group.objects.filter(name__in=valid))
+        user.groups.add(*groups)
+        user.is_staff = Role.ADMIN.value in roles or user.is_superuser
+        user.save(update_fields=["is_staff"])
+    if hasattr(user, "_synpref_roles"):
+        del user._synpref_roles
+
+
+def user_create(*, username: str, password: str, roles: list[str], email: str = "") -> Any:
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    user = user_model(username=username.strip(), email=email)
+    user.set_password(password)
+    user.full_clean()
+    with transaction.atomic():
+        user.save()
+        user_set_roles(user=user, roles=roles)
+    return user
+
+
+# --- import ------------------------------------------------------------------------------------
+
+
+def import_batch_create(*, project: Project, upload: Any, filename: str, created_by: Any = None) -> ImportBatch:
+    """Store an uploaded file and queue its import on a worker (after this transaction commits)."""
+    from annotation.tasks import import_batch_run_task
+
+    settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    path = Path(settings.UPLOAD_DIR) / f"{uuid.uuid4().hex}.jsonl"
+    with path.open("wb") as out:
+        if hasattr(upload, "chunks"):
+            for chunk in upload.chunks():
+                out.write(chunk)
+        else:
+            shutil.copyfileobj(upload, out)
+    with transaction.atomic():
+        batch = ImportBatch.objects.create(
+            project=project, filename=Path(filename).name[:500], path=str(path), created_by=created_by
+        )
+        transaction.on_commit(lambda: import_batch_run_task.delay(batch_id=batch.pk))
+    return batch
+
+
+def import_batch_run(*, batch_id: int) -> ImportBatch | None:
+    """Run a queued import. Claimed with compare-and-set so a redelivered task does nothing."""
+    claimed = ImportBatch.objects.filter(pk=batch_id, status=ImportBatch.Status.QUEUED).update(
+        status=ImportBatch.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        logger.info("import batch %s is not queued; nothing to do", batch_id)
+        return None
+    batch = ImportBatch.objects.select_related("project").get(pk=batch_id)
+    path = Path(batch.path)
+    try:
+        pairs_import(project=batch.project, path=path, batch=batch)
+    except ImportValidationError as exc:
+        batch.status = ImportBatch.Status.FAILED
+        batch.errors = [e.as_dict() for e in exc.errors]
+        batch.n_lines = 0
+    except Exception as exc:  # the row must never stay "running"
+        logger.exception("import batch %s failed", batch_id)
+        batch.status = ImportBatch.Status.FAILED
+        batch.errors = [{"line": 0, "field": "", "message": f"import failed: {exc}"}]
+    else:
+        batch.refresh_from_db()
+        batch.status = ImportBatch.Status.DONE
+    batch.finished_at = timezone.now()
+    batch.path = ""
+    batch.save(update_fields=["status", "errors", "n_lines", "finished_at", "path"])
+    path.unlink(missing_ok=True)
+    return batch
+
+
+def import_file(*, project: Project, path: Path, filename: str | None = None, created_by: Any = None) -> ImportResult:
+    """Import a file synchronously (management command, tests). Raises ImportValidationError."""
+    batch = ImportBatch(project=project, filename=filename or path.name, created_by=created_by)
+    with transaction.atomic():
+        batch.status = ImportBatch.Status.RUNNING
+        batch.started_at = timezone.now()
+        batch.save()
+        result = pairs_import(project=project, path=path, batch=batch)
+        batch.status = ImportBatch.Status.DONE
+        batch.finished_at = timezone.now()
+        batch.save(update_fields=["status", "finished_at"])
+    return result
+
+
+# --- queue -------------------------------------------------------------------------------------
+
+
+def _status_for(n_claimed: int, n_submitted: int, n: int) -> str:
+    if n_submitted >= n:
+        return Pair.Status.COMPLETE
+    if n_claimed >= n:
+        return Pair.Status.FULL
+    return Pair.Status.OPEN
+
+
+def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Random | None = None) -> Assignment | None:
+    """Give ``annotator`` their open claim in ``project``, or claim the next pair for them.
+
+    The next pair is the highest-priority open pair this annotator has never held. Returns None
+    when nothing is left for them. Safe under concurrency: see the comments below.
+    """
+    assignment_expire_stale(limit=100)
+    now = timezone.now()
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                current = (
+                    Assignment.objects.select_related("pair")
+                    .filter(project=project, annotator=annotator, status=Assignment.Status.CLAIMED)
+                    .first()
+                )
+                if current is not None:
+                    return current
+                mine = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator).exclude(
+                    status=Assignment.Status.EXPIRED
+                )
+                # Row locks make the counter update safe: two annotators never both take the last
+                # slot of a pair. skip_locked lets them take different pairs instead of queueing
+                # behind each other on the same row.
+                pair = (
+                    Pair.objects.filter(project=project, status=Pair.Status.OPEN)
+                    .filter(~Exists(mine))
+                    .order_by("-priority", "id")
+                    .select_for_update(skip_locked=True)
+                    .first()
+                )
+                if pair is None:
+                    return None
+                n = project.annotators_per_pair
+                pair.n_claimed += 1
+                pair.status = _status_for(pair.n_claimed, pair.n_submitted, n)
+                pair.save(update_fields=["n_claimed", "status"])
+                order = (rng or random).choice([Assignment.Order.AB, Assignment.Order.BA])
+                assignment = Assignment.objects.create(
+                    project=project,
+                    pair=pair,
+                    annotator=annotator,
+                    order_shown=order,
+                    claimed_at=now,
+                    expires_at=now + timedelta(minutes=project.claim_timeout_minutes),
+                )
+                assignment.pair = pair
+                return assignment
+        except IntegrityError:
+            # A concurrent request by the same annotator claimed first (one open claim per
+            # project is a unique constraint); loop to return that claim instead.
+            continue
+    raise ServiceError("could not claim a pair; please retry")
+
+
+@dataclass
+class AnnotationInput:
+    preference: str
+    task_category: str
+    objectivity: str
+    controversiality: str
+    desired_attributes: list[str]
+    guideline: str
+    rationale: str
+    time_spent_ms: int
+
+
+def _validate_input(project: Project, data: AnnotationInput) -> None:
+    errors: dict[str, str] = {}
+    if data.preference not in Preference.values:
+        errors["preference"] = f"must be one of {', '.join(Preference.values)}"
+    if data.task_category not in project.taxonomy:
+        errors["task_category"] = "must be one of the project's task categories"
+    if data.objectivity not in Objectivity.values:
+        errors["objectivity"] = f"must be one of {', '.join(Objectivity.values)}"
+    if data.controversiality not in Controversiality.values:
+        errors["controversiality"] = f"must be one of {', '.join(Controversiality.values)}"
+    unknown = [a for a in data.desired_attributes if a not in project.desired_attributes]
+    if unknown:
+        errors["desired_attributes"] = f"unknown attribute(s): {', '.join(unknown)}"
+    if not data.rationale.strip():
+        errors["rationale"] = "is required: say briefly why"
+    if data.time_spent_ms < 0:
+        errors["time_spent_ms"] = "must not be negative"
+    if errors:
+        raise ValidationError(errors)
+
+
+def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInput) -> Annotation:
+    """Store ``annotator``'s label for their assignment and close it.
+
+    Refuses a label for an assignment that is not theirs, one already submitted, or one whose claim
+    expired after its slot went to someone else. An expired claim whose slot is still free is
+    revived, so a slow annotator's work is not lost.
+    """
+    with transaction.atomic():
+        # Lock the assignment, then its pair, in that order everywhere, so a concurrent expiry or
+        # claim cannot change the counters between our check and our update.
+        assignment = (
+            Assignment.objects.select_for_update().filter(pk=assignment_id, annotator=annotator).first()
+        )
+        if assignment is None:
+            raise ServiceError("this pair is not assigned to you")
+        if assignment.status == Assignment.Status.SUBMITTED:
+            raise ServiceError("you have already labelled this pair")
+        pair = Pair.objects.select_for_update().select_related("project").get(pk=assignment.pair_id)
+        project = pair.project
+        _validate_input(project, data)
+        n = project.annotators_per_pair
+        if assignment.status == Assignment.Status.EXPIRED:
+            if pair.n_claimed >= n or Assignment.objects.filter(
+                project=project, annotator=annotator, status=Assignment.Status.CLAIMED
+            ).exists():
+                raise ServiceError("your claim on this pair expired and it went to another annotator")
+            pair.n_claimed += 1
+        now = timezone.now()
+        assignment.status = Assignment.Status.SUBMITTED
+        assignment.submitted_at = now
+        assignment.save(update_fields=["status", "submitted_at"])
+        pair.n_submitted += 1
+        pair.status = _status_for(pair.n_claimed, pair.n_submitted, n)
+        pair.save(update_fields=["n_claimed", "n_submitted", "status"])
+        wall_ms = max(0, int((now - assignment.claimed_at).total_seconds() * 1000))
+        annotation = Annotation(
+            assignment=assignment,
+            pair=pair,
+            annotator=annotator,
+            preference=data.preference,
+            order_shown=assignment.order_shown,
+            task_category=data.task_category,
+            objectivity=data.objectivity,
+            controversiality=data.controversiality,
+            desired_attributes=list(dict.fromkeys(data.desired_attributes)),
+            guideline=data.guideline.strip(),
+            rationale=data.rationale.strip(),
+            # The browser's figure excludes time with the tab hidden; it can never exceed wall time.
+            time_spent_ms=min(data.time_spent_ms, wall_ms) if data.time_spent_ms else wall_ms,
+            wall_time_ms=wall_ms,
+            submitted_at=now,
+        )
+        annotation.full_clean(exclude=["assignment", "pair", "annotator"])
+        annotation.save()
+    return annotation
+
+
+def assignment_release(*, assignment_id: int, annotator: Any) -> None:
+    """The annotator skips their claimed pair: the slot returns to the pool (they won't get it again soon)."""
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update()
+            .filter(pk=assignment_id, annotator=annotator, status=Assignment.Status.CLAIMED)
+            .first()
+        )
+        if assignment is None:
+            raise ServiceError("no open claim to release")
+        _expire(assignment)
+
+
+def _expire(assignment: Assignment) -> None:
+    pair = Pair.objects.select_for_update().select_related("project").get(pk=assignment.pair_id)
+    assignment.status = Assignment.Status.EXPIRED
+    assignment.save(update_fields=["status"])
+    pair.n_claimed = max(pair.n_submitted, pair.n_claimed - 1)
+    pair.status = _status_for(pair.n_claimed, pair.n_submitted, pair.project.annotators_per_pair)
+    pair.save(update_fields=["n_claimed", "status"])
+
+
+def assignment_expire_stale(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Return claims past their expiry to the pool. Returns how many expired."""
+    now = now or timezone.now()
+    expired = 0
+    ids = list(
+        Assignment.objects.filter(status=Assignment.Status.CLAIMED, expires_at__lt=now).values_list("pk", flat=True)[
+            :limit
+        ]
+    )
+    for assignment_id in ids:
+        with transaction.atomic():
+            assignment = (
+                Assignment.objects.select_for_update(skip_locked=True)
+                .filter(pk=assignment_id, status=Assignment.Status.CLAIMED, expires_at__lt=now)
+                .first()
+            )
+            if assignment is not None:
+                _expire(assignment)
+                expired += 1
+    return expired
+
+
+def pair_set_priorities(*, priorities: dict[int, float]) -> int:
+    """Set each pair's queue priority (higher first); curation uses it to push pairs forward.
+
+    Returns the number of pairs updated.
+    """
+    by_value: dict[float, list[int]] = {}
+    for pair_id, value in priorities.items():
+        by_value.setdefault(float(value), []).append(pair_id)
+    updated = 0
+    with transaction.atomic():
+        for value, pair_ids in by_value.items():
+            updated += Pair.objects.filter(pk__in=pair_ids).update(priority=value)
+    return updated

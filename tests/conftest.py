@@ -1,0 +1,87 @@
+"""Shared fixtures: a project with three annotators, a lead, an admin and an outsider."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from annotation.models import Role
+from annotation.services import import_file, project_create, user_create
+
+DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DEMO_FILE = Path(__file__).resolve().parent.parent / "demo" / "pairs.jsonl"
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Skip GPU tests without CUDA. In CI (REQUIRE_SERVICES=1) a postgres test never skips."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+@pytest.fixture(autouse=True)
+def _fast_settings(settings: Any, tmp_path: Path) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    settings.MODEL_STORE_DIR = tmp_path / "models"
+
+
+@pytest.fixture
+def require_postgres(db: Any) -> None:
+    if connection.vendor != "postgresql":
+        if REQUIRE_SERVICES:
+            pytest.fail("this test needs PostgreSQL and REQUIRE_SERVICES=1 is set")
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/synpref")
+
+
+PASSWORD = "pw-for-tests-1"
+
+
+@pytest.fixture
+def users(db: Any) -> dict[str, Any]:
+    """alice, bob, carol (annotators), dave (annotator not in the project), lena (lead), adam (admin)."""
+    spec = {
+        "alice": [Role.ANNOTATOR],
+        "bob": [Role.ANNOTATOR],
+        "carol": [Role.ANNOTATOR],
+        "dave": [Role.ANNOTATOR],
+        "lena": [Role.LEAD],
+        "adam": [Role.ADMIN],
+    }
+    return {name: user_create(username=name, password=PASSWORD, roles=[r.value for r in roles]) for name, roles in spec.items()}
+
+
+@pytest.fixture
+def project(users: dict[str, Any]) -> Any:
+    p = project_create(name="Test project", created_by=users["adam"], guidelines="# Be careful\n\nCheck facts.")
+    p.members.add(users["alice"], users["bob"], users["carol"], users["lena"])
+    return p
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def demo_slice(tmp_path: Path) -> Path:
+    """The first 20 demo pairs (real data)."""
+    lines = DEMO_FILE.read_text(encoding="utf-8").splitlines()[:20]
+    return write_jsonl(tmp_path / "slice.jsonl", lines)
+
+
+@pytest.fixture
+def loaded_project(project: Any, demo_slice: Path) -> Any:
+    import_file(project=project, path=demo_slice)
+    return project
