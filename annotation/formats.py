@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROLE_ALIASES = {"human": "user", "user": "user", "assistant": "assistant", "system": "system", "gpt": "assistant"}
-_TURN_RE = re.compile(r"(?:^|\n\n)(Human|Assistant|System):[ ]?")
+_TURN_SPLIT_RE = re.compile(r"\n\n(Human|Assistant|System):")
 
 
 class RecordError(ValueError):
@@ -75,20 +75,16 @@ def parse_transcript(text: str) -> list[dict[str, str]]:
 
     ``"\\n\\nHuman: hi\\n\\nAssistant: hello\\n\\nHuman: bye\\n\\nAssistant:"`` becomes
     user "hi", assistant "hello", user "bye"; the trailing empty assistant turn (the one being
-    judged) is dropped. Text with no role markers is one user message.
+    judged) is dropped. Free text before the first marker (or text with no markers) is a user turn.
     """
-    matches = list(_TURN_RE.finditer(text))
-    if not matches or text[: matches[0].start()].strip():
-        # No markers, or free text before the first marker: keep that text as a user turn.
-        head = text[: matches[0].start()] if matches else text
-        messages = [{"role": "user", "content": head.strip()}] if head.strip() else []
-    else:
-        messages = []
-    for i, match in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        content = text[match.end() : end].strip()
-        role = ROLE_ALIASES[match.group(1).lower()]
-        if not content and i == len(matches) - 1 and role == "assistant":
+    # re.split with a capturing group alternates [text, role, text, role, text, ...].
+    parts = _TURN_SPLIT_RE.split(text if text.startswith("\n\n") else "\n\n" + text)
+    messages = [{"role": "user", "content": parts[0].strip()}] if parts[0].strip() else []
+    last = len(parts) - 2
+    for i in range(1, len(parts), 2):
+        role = ROLE_ALIASES[parts[i].lower()]
+        content = parts[i + 1].strip()
+        if not content and i == last and role == "assistant":
             continue
         messages.append({"role": role, "content": content})
     return messages

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, Q, QuerySet, When
 
 from annotation.models import Annotation, Assignment, ImportBatch, Pair, Project
 from annotation.roles import is_admin
@@ -127,3 +127,64 @@ def pairs_complete_with_annotations(project: Project, chunk: int = 2000) -> Any:
 
 def import_batch_list(project: Project) -> QuerySet[ImportBatch]:
     return ImportBatch.objects.filter(project=project).select_related("created_by").order_by("-created_at")
+
+
+def assignment_get_for_annotator(assignment_id: int, annotator: Any) -> Assignment | None:
+    """The annotator's own assignment with its pair, or None when the id is not theirs."""
+    return Assignment.objects.select_related("pair").filter(pk=assignment_id, annotator=annotator).first()
+
+
+def user_list() -> QuerySet[Any]:
+    """Every user with their role groups and projects, for the admin's users page."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.prefetch_related("groups", "projects").order_by("username")
+
+
+# --- API lookups (each returns None rather than raising, so callers answer 404 without leaking existence) ---
+
+
+def project_get_for_member(user: Any, project_id: int) -> Project | None:
+    """The project only if ``user`` is an explicit member: who may claim pairs in it (admins too need membership)."""
+    return Project.objects.filter(pk=project_id, members=user).first()
+
+
+def pair_get_for_user(user: Any, pair_id: int) -> Pair | None:
+    """A pair in one of the projects ``user`` can see; callers still decide how much of it they may see."""
+    return (
+        Pair.objects.filter(pk=pair_id, project__in=project_list_for_user(user).values("pk"))
+        .select_related("project")
+        .first()
+    )
+
+
+def assignment_get_for_annotator(annotator: Any, assignment_id: int) -> Assignment | None:
+    """One of ``annotator``'s own assignments (any status); never someone else's."""
+    return Assignment.objects.select_related("pair", "project").filter(pk=assignment_id, annotator=annotator).first()
+
+
+def assignment_get_for_pair(pair: Pair, annotator: Any) -> Assignment | None:
+    """``annotator``'s assignment on ``pair``: the live one (claimed or submitted) if any, else the latest expired.
+
+    An annotator may hold several expired claims on a pair (released, then claimed again) but at
+    most one live one; the live one carries the order they see now.
+    """
+    return (
+        Assignment.objects.filter(pair=pair, annotator=annotator)
+        .order_by(Case(When(status=Assignment.Status.EXPIRED, then=1), default=0), "-claimed_at")
+        .first()
+    )
+
+
+def annotation_get_for_annotator(pair: Pair, annotator: Any) -> Annotation | None:
+    """``annotator``'s own label on ``pair`` (there is at most one)."""
+    return Annotation.objects.filter(pair=pair, annotator=annotator).first()
+
+
+def import_batch_get_for_user(user: Any, batch_id: int) -> ImportBatch | None:
+    """An import batch of a project ``user`` can see."""
+    return (
+        ImportBatch.objects.filter(pk=batch_id, project__in=project_list_for_user(user).values("pk"))
+        .select_related("project")
+        .first()
+    )

@@ -250,21 +250,29 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
                 )
                 if current is not None:
                     return current
-                mine = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator).exclude(
-                    status=Assignment.Status.EXPIRED
-                )
-                # Row locks make the counter update safe: two annotators never both take the last
-                # slot of a pair. skip_locked lets them take different pairs instead of queueing
-                # behind each other on the same row.
-                pair = (
-                    Pair.objects.filter(project=project, status=Pair.Status.OPEN)
-                    .filter(~Exists(mine))
-                    .order_by("-priority", "id")
-                    .select_for_update(skip_locked=True)
-                    .first()
-                )
+                mine = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator)
+                # Pairs they never held come first; pairs they skipped (or let expire) only when
+                # nothing else is left, so "Skip" does not hand the same pair straight back.
+                # Two queries rather than one ORDER BY over a subquery, so each still walks the
+                # queue index and stops at the first row.
+                pair = None
+                for held in (mine, mine.exclude(status=Assignment.Status.EXPIRED)):
+                    # Row locks make the counter update safe: two annotators never both take the last
+                    # slot of a pair. skip_locked lets them take different pairs instead of queueing
+                    # behind each other on the same row.
+                    pair = (
+                        Pair.objects.filter(project=project, status=Pair.Status.OPEN)
+                        .filter(~Exists(held))
+                        .select_related("project")  # the project's current N and timeout, not the caller's copy
+                        .order_by("-priority", "id")
+                        .select_for_update(skip_locked=True, of=("self",))
+                        .first()
+                    )
+                    if pair is not None:
+                        break
                 if pair is None:
                     return None
+                project = pair.project
                 n = project.annotators_per_pair
                 pair.n_claimed += 1
                 pair.status = _status_for(pair.n_claimed, pair.n_submitted, n)

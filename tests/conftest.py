@@ -85,3 +85,44 @@ def demo_slice(tmp_path: Path) -> Path:
 def loaded_project(project: Any, demo_slice: Path) -> Any:
     import_file(project=project, path=demo_slice)
     return project
+
+
+@pytest.fixture
+def celery_worker(transactional_db: Any) -> Any:
+    """A real Celery worker (in a thread of this process) on the configured broker.
+
+    In CI the broker is Redis; on a laptop it is the filesystem transport. Queue names are made
+    unique per test process so parallel test processes never take each other's tasks.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    suffix = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+    queues = {name: f"test-{name}-{suffix}" for name in ("celery", "gpu", "sandbox")}
+    saved = (app.conf.task_default_queue, app.conf.task_routes)
+    app.conf.task_default_queue = queues["celery"]
+    app.conf.task_routes = {
+        "rewardmodel.tasks.*": {"queue": queues["gpu"]},
+        "annotation.tasks.code_run*": {"queue": queues["sandbox"]},
+    }
+    try:
+        with start_worker(
+            app, pool="threads", concurrency=2, perform_ping_check=False, queues=list(queues.values()), shutdown_timeout=60
+        ):
+            yield app
+    finally:
+        app.conf.task_default_queue, app.conf.task_routes = saved
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.2) -> Any:
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout:.0f}s")

@@ -1,0 +1,136 @@
+"""Loading reward models and computing rewards: the one place that knows transformers' model API."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rewardmodel.ml.data import prepare_tokenizer
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' info/warning logs and progress bars inside the block (restored afterwards).
+
+    Loading a backbone into a sequence classifier always warns about the new score head, and every load/save
+    draws progress bars; in a Celery worker's log that is noise.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to use: the given one, else ``cuda:LOCAL_RANK`` when CUDA is present, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def resolve_model_path(path: str | os.PathLike[str] | None) -> str:
+    """``path`` as a string, or the packaged MiniLM backbone directory when None."""
+    if path is None:
+        from rewardmodel.ml.backbones import default_backbone_path
+
+        return str(default_backbone_path())
+    return str(path)
+
+
+def load_tokenizer(path: str | os.PathLike[str] | None) -> Any:
+    """AutoTokenizer from a local directory, prepared for reward modelling (pad token set, right padding)."""
+    from transformers import AutoTokenizer
+
+    with quiet_transformers():
+        return prepare_tokenizer(AutoTokenizer.from_pretrained(resolve_model_path(path)))
+
+
+def load_reward_model(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    attn_implementation: str | None = None,
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from a local HF checkpoint dir as a 1-label sequence classifier.
+
+    Works for any ``AutoModelForSequenceClassification`` architecture (Qwen3, Llama, BERT, ...). A checkpoint of a
+    bare backbone (e.g. ``BertModel`` or ``Qwen3ForCausalLM``) gets a newly initialised score head. The tokenizer's
+    pad token is set (EOS when missing), ``model.config.pad_token_id`` follows it (transformers pools decoder
+    rewards at the rightmost token that is not the pad id; BERT-style encoders pool at ``[CLS]``), and the KV
+    cache is switched off (never useful for scoring). Nothing is downloaded: ``path`` must be local.
+
+    Args:
+        path: checkpoint directory; None = the packaged MiniLM.
+        dtype: parameter dtype (``"float32"``, ``"bfloat16"`` or a torch dtype); None = float32.
+        device: where to put the model; None = :func:`pick_device`.
+        attn_implementation: e.g. ``"sdpa"``, ``"eager"``, ``"flash_attention_2"``; None = default.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    resolved = resolve_model_path(path)
+    tokenizer = load_tokenizer(resolved)
+    torch_dtype = _DTYPES[dtype] if isinstance(dtype, str) else (dtype or torch.float32)
+    kwargs: dict[str, Any] = {"num_labels": 1, "dtype": torch_dtype}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    with quiet_transformers():  # the "newly initialised score head" warning is expected from a backbone
+        model = AutoModelForSequenceClassification.from_pretrained(resolved, local_files_only=True, **kwargs)
+    if model.config.num_labels != 1:
+        raise ValueError(f"{resolved}: expected num_labels=1, got {model.config.num_labels}")
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if hasattr(model.config, "use_cache"):
+        model.config.use_cache = False
+    model.to(pick_device(device))
+    return model, tokenizer
+
+
+def compute_rewards(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Rewards of a right-padded batch.
+
+    Args:
+        model: a 1-label ``*ForSequenceClassification`` (possibly DDP-wrapped).
+        input_ids: (N, L) int64.
+        attention_mask: (N, L), 1 on real tokens.
+
+    Returns:
+        (N,) rewards in float32: the score head's logit at the last non-pad token (decoders) or at ``[CLS]``
+        (BERT-style encoders).
+    """
+    out = model(input_ids=input_ids, attention_mask=attention_mask)
+    return out.logits[:, 0].float()
+
+
+def save_model(model: Any, tokenizer: Any, directory: str | os.PathLike[str]) -> Path:
+    """``save_pretrained`` model (safetensors) and tokenizer into ``directory`` (unwrapping DDP). Returns the path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    inner = model.module if hasattr(model, "module") else model
+    with quiet_transformers():
+        inner.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+    return directory

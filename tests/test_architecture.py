@@ -1,0 +1,73 @@
+"""Import direction: annotation <- curation -> rewardmodel; pure modules import no Django/torch."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ("annotation", "curation", "rewardmodel")
+FORBIDDEN = {
+    "annotation": {"curation", "rewardmodel"},
+    "rewardmodel": {"annotation", "curation"},
+    "curation": set(),
+}
+PURE = ["curation/agreement.py", "curation/sampling.py", "curation/retrieval.py", "annotation/formats.py"]
+TORCH_OK = "rewardmodel/ml"
+
+
+def imports_of(path: Path, top_level_only: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def app_files(app: str) -> list[Path]:
+    return [p for p in (ROOT / app).rglob("*.py") if "migrations" not in p.parts]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_no_upward_imports(app: str) -> None:
+    bad = {str(p.relative_to(ROOT)): imports_of(p) & FORBIDDEN[app] for p in app_files(app)}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_ml_imports_no_django() -> None:
+    ml = ROOT / TORCH_OK
+    bad = [str(p.relative_to(ROOT)) for p in ml.rglob("*.py") if imports_of(p) & {"django", "rest_framework", "celery"}]
+    assert bad == []
+
+
+def test_pure_modules_import_no_django_or_torch() -> None:
+    bad = {}
+    for name in PURE:
+        path = ROOT / name
+        if path.exists():
+            hit = imports_of(path) & {"django", "torch", "transformers", "rest_framework"}
+            if hit:
+                bad[name] = hit
+    assert bad == {}
+
+
+def test_torch_is_imported_only_in_ml_or_inside_functions() -> None:
+    """The web process never loads torch: outside rewardmodel/ml, torch appears only in function bodies."""
+    bad = []
+    for app in APPS:
+        for path in app_files(app):
+            if TORCH_OK in str(path.relative_to(ROOT)):
+                continue
+            if imports_of(path, top_level_only=True) & {"torch", "transformers", "onnxruntime"}:
+                bad.append(str(path.relative_to(ROOT)))
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in tree.body:
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rewardmodel.ml"):
+                    bad.append(f"{path.relative_to(ROOT)} imports {node.module} at module level")
+    assert bad == []
