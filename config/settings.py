@@ -188,6 +188,7 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 24 * 3600)
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-claims": {"task": "annotation.tasks.assignment_expire_stale", "schedule": 60.0},
+    "reap-stale-training-jobs": {"task": "rewardmodel_maintenance.training_job_reap_stale", "schedule": 60.0},
 }
 
 # Annotation defaults (a project may override its own).
@@ -196,6 +197,10 @@ CLAIM_TIMEOUT_MINUTES = env_int("CLAIM_TIMEOUT_MINUTES", 30)
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 5000)
 
 MODEL_STORE_DIR = Path(env_str("MODEL_STORE_DIR", str(VAR_DIR / "models")))
+# Base models offered for training besides the packaged MiniLM: "label=/path/to/checkpoint,label2=/path2".
+RM_BASE_MODELS = [e.strip() for e in env_str("RM_BASE_MODELS", "").split(",") if e.strip()]
+# A running training job with no heartbeat for this long is marked failed (resumable).
+RM_HEARTBEAT_TIMEOUT_S = env_int("RM_HEARTBEAT_TIMEOUT_S", 900)
 
 LOGGING = {
     "version": 1,

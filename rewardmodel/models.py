@@ -1,0 +1,157 @@
+"""Reward-model registry: training data files, training jobs, model versions and evaluations.
+
+This app knows nothing of annotation: it trains on and scores files that curation (or an admin)
+hands it. ``scope`` is a free label (curation uses ``project:<id>``) under which the gold and
+current-best roles are unique.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class DatasetFile(models.Model):
+    """A JSON Lines file of pairs (prompt, chosen, rejected[, subset]) that jobs can train or evaluate on."""
+
+    name = models.CharField(max_length=200)
+    path = models.CharField(max_length=1000)
+    sha256 = models.CharField(max_length=64)
+    n_records = models.PositiveIntegerField()
+    scope = models.CharField(max_length=100, blank=True)
+    ref = models.CharField(max_length=200, blank=True, help_text="Where it came from, e.g. dataset-version:12.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.n_records} pairs)"
+
+
+class ModelVersion(models.Model):
+    class Role(models.TextChoices):
+        NONE = "", "None"
+        GOLD = "gold", "Gold (human-verified data only)"
+        CURRENT_BEST = "current_best", "Current best"
+
+    name = models.CharField(max_length=200, unique=True)
+    scope = models.CharField(max_length=100, blank=True)
+    base_model = models.CharField(max_length=1000)
+    path = models.CharField(max_length=1000, help_text="A save_pretrained directory.")
+    data_ref = models.CharField(max_length=300, blank=True)
+    data_sha256 = models.CharField(max_length=64, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    is_gold = models.BooleanField(default=False)
+    is_current_best = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["scope"], condition=Q(is_gold=True), name="modelversion_one_gold_per_scope"),
+            models.UniqueConstraint(
+                fields=["scope"], condition=Q(is_current_best=True), name="modelversion_one_current_best_per_scope"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def eval_accuracy(self) -> float | None:
+        value = self.metrics.get("eval", {}).get("accuracy") if isinstance(self.metrics, dict) else None
+        return float(value) if value is not None else None
+
+
+class TrainingJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    name = models.CharField(max_length=200)
+    scope = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    base_model = models.CharField(max_length=1000)
+    train_data = models.ForeignKey(DatasetFile, on_delete=models.PROTECT, related_name="training_jobs")
+    eval_data = models.ForeignKey(
+        DatasetFile, null=True, blank=True, on_delete=models.PROTECT, related_name="eval_jobs"
+    )
+    config = models.JSONField(default=dict, help_text="RewardTrainingConfig as JSON.")
+    output_dir = models.CharField(max_length=1000, blank=True)
+    progress = models.FloatField(default=0.0)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    curve = models.JSONField(default=list, blank=True, help_text="[{step, loss, accuracy, margin, lr, eval_accuracy?}]")
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    device = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    resumable = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    model_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_job"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="trainingjob_stale_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def duration_s(self) -> float | None:
+        if not self.started_at:
+            return None
+        from django.utils import timezone
+
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+
+class EvaluationRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluations")
+    data = models.ForeignKey(DatasetFile, on_delete=models.PROTECT, related_name="evaluations")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Evaluation of {self.model_version} on {self.data}"

@@ -1,0 +1,377 @@
+"""Writes of the reward-model app: datasets, training jobs, model versions, evaluations.
+
+torch is never imported at module level here: the ml package is imported inside the functions that
+run on the GPU worker (``training_job_run``, ``evaluation_run``), so the web process stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from rewardmodel.models import DatasetFile, EvaluationRun, ModelVersion, TrainingJob
+
+logger = logging.getLogger(__name__)
+
+LOG_LIMIT = 200_000  # characters of job log kept on the row
+REQUIRED_FIELDS = ("prompt", "chosen", "rejected")
+
+
+class JobCancelled(Exception):
+    """Raised from the training callback when an admin cancelled the job."""
+
+
+# --- datasets ------------------------------------------------------------------------------------
+
+
+def _check_dataset(path: Path, name: str) -> tuple[str, int]:
+    """Validate a pairs file; returns (sha256, records). Errors name the file, line and field."""
+    digest = hashlib.sha256()
+    count = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            digest.update(raw)
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValidationError(f"{name}: line {number}: invalid JSON ({exc})") from None
+            if not isinstance(record, dict):
+                raise ValidationError(f"{name}: line {number}: expected a JSON object")
+            for field in REQUIRED_FIELDS:
+                if field not in record:
+                    raise ValidationError(f"{name}: line {number}, field '{field}': is missing")
+                value = record[field]
+                if field != "prompt" and isinstance(value, list):
+                    value = value[-1].get("content") if value and isinstance(value[-1], dict) else None
+                if not value or not isinstance(value, (str, list)):
+                    raise ValidationError(f"{name}: line {number}, field '{field}': must be a non-empty string")
+            if "subset" in record and not isinstance(record["subset"], str):
+                raise ValidationError(f"{name}: line {number}, field 'subset': must be a string")
+            count += 1
+    if count == 0:
+        raise ValidationError(f"{name}: the file has no records")
+    return digest.hexdigest(), count
+
+
+def dataset_file_register(
+    *, path: Path, name: str, scope: str = "", ref: str = "", created_by: Any = None, copy: bool = True
+) -> DatasetFile:
+    """Validate a pairs file and register it. With ``copy`` the file is copied into the model store
+    so later edits of the original cannot change what a job trained on (the hash is kept too)."""
+    sha, count = _check_dataset(Path(path), name)
+    target = Path(path)
+    if copy:
+        store = Path(settings.MODEL_STORE_DIR) / "datasets"
+        store.mkdir(parents=True, exist_ok=True)
+        target = store / f"{sha[:16]}.jsonl"
+        if not target.exists():
+            shutil.copyfile(path, target)
+    dataset = DatasetFile(
+        name=name[:200], path=str(target), sha256=sha, n_records=count, scope=scope, ref=ref, created_by=created_by
+    )
+    dataset.full_clean()
+    dataset.save()
+    return dataset
+
+
+def dataset_file_from_records(*, records: Iterable[dict[str, Any]], name: str, scope: str = "", ref: str = "") -> DatasetFile:
+    """Write records to the model store as JSONL and register them."""
+    store = Path(settings.MODEL_STORE_DIR) / "datasets"
+    store.mkdir(parents=True, exist_ok=True)
+    tmp = store / f"tmp-{timezone.now().strftime('%Y%m%d%H%M%S%f')}.jsonl"
+    with tmp.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    try:
+        return dataset_file_register(path=tmp, name=name, scope=scope, ref=ref)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def base_model_choices() -> list[tuple[str, str]]:
+    """(value, label) for the configured base models: the packaged MiniLM plus RM_BASE_MODELS entries."""
+    choices = [("default", "MiniLM-L6 (packaged, CPU default)")]
+    for entry in settings.RM_BASE_MODELS:
+        label, _, path = entry.partition("=")
+        if path:
+            choices.append((path, f"{label} ({path})"))
+    return choices
+
+
+def _validated_config(config: dict[str, Any]) -> dict[str, Any]:
+    from rewardmodel.ml.config import ConfigError, RewardTrainingConfig
+
+    try:
+        return RewardTrainingConfig.from_dict(config).to_dict()
+    except ConfigError as exc:
+        raise ValidationError({exc.field: str(exc)}) from None
+
+
+def training_job_create(
+    *,
+    name: str,
+    train_data: DatasetFile,
+    eval_data: DatasetFile | None = None,
+    base_model: str = "default",
+    config: dict[str, Any] | None = None,
+    scope: str = "",
+    created_by: Any = None,
+    enqueue: bool = True,
+) -> TrainingJob:
+    """Create a queued training job and enqueue it on the ``gpu`` queue after commit."""
+    allowed = {value for value, _label in base_model_choices()}
+    if base_model not in allowed:
+        raise ValidationError({"base_model": f"{base_model!r} is not one of the configured base models"})
+    cfg = dict(config or {})
+    cfg["model_name_or_path"] = None if base_model == "default" else base_model
+    cfg = _validated_config(cfg)
+    with transaction.atomic():
+        job = TrainingJob.objects.create(
+            name=name[:200] or "reward model",
+            scope=scope,
+            base_model=base_model,
+            train_data=train_data,
+            eval_data=eval_data,
+            config=cfg,
+            created_by=created_by,
+        )
+        job.output_dir = str(Path(settings.MODEL_STORE_DIR) / "jobs" / str(job.pk))
+        job.save(update_fields=["output_dir"])
+        if enqueue:
+            from rewardmodel.tasks import training_job_run_task
+
+            transaction.on_commit(lambda: training_job_run_task.delay(job_id=job.pk))
+    return job
+
+
+def _append_log(job_id: int, text: str) -> None:
+    job = TrainingJob.objects.only("log").get(pk=job_id)
+    log = (job.log + text + "\n")[-LOG_LIMIT:]
+    TrainingJob.objects.filter(pk=job_id).update(log=log, heartbeat_at=timezone.now())
+
+
+class _JobCallback:
+    """Bridges the trainer's callbacks to the job row: progress, curve points, heartbeat, cancel."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+
+    def on_log(self, step: int, total_steps: int, metrics: dict[str, float]) -> bool:
+        job = TrainingJob.objects.only("curve", "cancel_requested").get(pk=self.job_id)
+        if job.cancel_requested:
+            raise JobCancelled()
+        point = {"step": step, **{k: round(float(v), 6) for k, v in metrics.items() if isinstance(v, (int, float))}}
+        curve = [p for p in job.curve if p.get("step") != step] + [point]
+        TrainingJob.objects.filter(pk=self.job_id).update(
+            step=step,
+            total_steps=total_steps,
+            progress=min(1.0, step / total_steps) if total_steps else 0.0,
+            curve=curve,
+            heartbeat_at=timezone.now(),
+        )
+        parts = " ".join(f"{k}={v:.4g}" for k, v in point.items() if k != "step")
+        _append_log(self.job_id, f"step {step}/{total_steps} {parts}")
+        return True
+
+    def on_message(self, message: str) -> None:
+        _append_log(self.job_id, message)
+
+
+def training_job_run(*, job_id: int) -> TrainingJob | None:
+    """Run a queued job on this worker. Claimed by compare-and-set, so a redelivered task is a no-op.
+
+    Resumes from the newest checkpoint in the job's output directory when there is one. On success a
+    ModelVersion is registered from the checkpoint with the best D_gold accuracy (or the final one).
+    """
+    claimed = TrainingJob.objects.filter(pk=job_id, status=TrainingJob.Status.QUEUED).update(
+        status=TrainingJob.Status.RUNNING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        worker=socket.gethostname()[:200],
+        attempts=F("attempts") + 1,
+        error="",
+    )
+    if not claimed:
+        logger.info("training job %s is not queued; nothing to do", job_id)
+        return None
+    job = TrainingJob.objects.select_related("train_data", "eval_data").get(pk=job_id)
+    from rewardmodel.ml.config import RewardTrainingConfig
+    from rewardmodel.ml.modeling import pick_device
+    from rewardmodel.ml.train import train
+
+    device = pick_device(None)
+    TrainingJob.objects.filter(pk=job_id).update(device=str(device))
+    config = RewardTrainingConfig.from_dict({**job.config, "output_dir": job.output_dir})
+    config.train_file = job.train_data.path
+    config.eval_file = job.eval_data.path if job.eval_data else None
+    callback = _JobCallback(job_id)
+    try:
+        result = train(config, callback=callback)
+    except JobCancelled:
+        TrainingJob.objects.filter(pk=job_id).update(
+            status=TrainingJob.Status.CANCELLED, finished_at=timezone.now(), resumable=True
+        )
+        _append_log(job_id, "cancelled by an admin")
+        return TrainingJob.objects.get(pk=job_id)
+    except Exception as exc:
+        logger.exception("training job %s failed", job_id)
+        TrainingJob.objects.filter(pk=job_id).update(
+            status=TrainingJob.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}",
+            resumable=True,
+        )
+        _append_log(job_id, f"failed: {type(exc).__name__}: {exc}")
+        return TrainingJob.objects.get(pk=job_id)
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().get(pk=job_id)
+        version = ModelVersion.objects.create(
+            name=f"{job.name}-job{job.pk}",
+            scope=job.scope,
+            base_model=job.base_model,
+            path=str(result.model_dir),
+            data_ref=job.train_data.ref or job.train_data.name,
+            data_sha256=job.train_data.sha256,
+            config=job.config,
+            metrics=result.metrics,
+        )
+        job.model_version = version
+        job.status = TrainingJob.Status.SUCCEEDED
+        job.progress = 1.0
+        job.finished_at = timezone.now()
+        job.resumable = False
+        job.save()
+    _append_log(job_id, f"registered model version {version.name}")
+    return job
+
+
+def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
+    """Cancel a queued job at once; ask a running one to stop at its next logged step."""
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().get(pk=job.pk)
+        if job.status == TrainingJob.Status.QUEUED:
+            job.status = TrainingJob.Status.CANCELLED
+            job.finished_at = timezone.now()
+        elif job.status == TrainingJob.Status.RUNNING:
+            job.cancel_requested = True
+        else:
+            raise ValidationError(f"job is {job.status}; only queued or running jobs can be cancelled")
+        job.save()
+    return job
+
+
+def training_job_resume(*, job: TrainingJob) -> TrainingJob:
+    """Requeue a failed or cancelled job; it continues from its last checkpoint."""
+    from rewardmodel.tasks import training_job_run_task
+
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().get(pk=job.pk)
+        if job.status not in (TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED):
+            raise ValidationError(f"job is {job.status}; only failed or cancelled jobs can be resumed")
+        job.status = TrainingJob.Status.QUEUED
+        job.cancel_requested = False
+        job.finished_at = None
+        job.error = ""
+        job.save()
+        transaction.on_commit(lambda: training_job_run_task.delay(job_id=job.pk))
+    _append_log(job.pk, "requeued; will resume from the last checkpoint")
+    return job
+
+
+def training_job_reap_stale(*, stale_after_s: int | None = None) -> int:
+    """Mark running jobs whose worker stopped sending heartbeats as failed (and resumable).
+
+    A worker killed mid-job cannot update its row; without this the job would read "running" forever.
+    """
+    limit = stale_after_s if stale_after_s is not None else settings.RM_HEARTBEAT_TIMEOUT_S
+    cutoff = timezone.now() - timezone.timedelta(seconds=limit)
+    stale = TrainingJob.objects.filter(status=TrainingJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+    count = stale.update(
+        status=TrainingJob.Status.FAILED,
+        finished_at=timezone.now(),
+        resumable=True,
+        error=f"worker lost: no heartbeat for {limit} s; resume to continue from the last checkpoint",
+    )
+    return count
+
+
+# --- registry ------------------------------------------------------------------------------------
+
+
+def model_version_promote(*, version: ModelVersion, role: str) -> ModelVersion:
+    """Make ``version`` the gold or current-best model of its scope (the previous holder loses the role)."""
+    field = {ModelVersion.Role.GOLD: "is_gold", ModelVersion.Role.CURRENT_BEST: "is_current_best"}.get(role)
+    if field is None:
+        raise ValidationError({"role": f"unknown role {role!r}; use gold or current_best"})
+    with transaction.atomic():
+        # Lock the scope's holders so two promotions cannot both win the unique role.
+        list(ModelVersion.objects.select_for_update().filter(scope=version.scope, **{field: True}))
+        ModelVersion.objects.filter(scope=version.scope, **{field: True}).exclude(pk=version.pk).update(**{field: False})
+        ModelVersion.objects.filter(pk=version.pk).update(**{field: True})
+    version.refresh_from_db()
+    return version
+
+
+def model_version_register(
+    *, name: str, path: Path, base_model: str = "", scope: str = "", metrics: dict[str, Any] | None = None
+) -> ModelVersion:
+    """Register an existing save_pretrained directory (e.g. a model trained elsewhere)."""
+    if not (Path(path) / "config.json").exists():
+        raise ValidationError({"path": f"{path} is not a Hugging Face checkpoint directory (no config.json)"})
+    version = ModelVersion(name=name, path=str(path), base_model=base_model or str(path), scope=scope, metrics=metrics or {})
+    version.full_clean()
+    version.save()
+    return version
+
+
+def evaluation_create(*, version: ModelVersion, data: DatasetFile, created_by: Any = None) -> EvaluationRun:
+    from rewardmodel.tasks import evaluation_run_task
+
+    with transaction.atomic():
+        run = EvaluationRun.objects.create(model_version=version, data=data, created_by=created_by)
+        transaction.on_commit(lambda: evaluation_run_task.delay(run_id=run.pk))
+    return run
+
+
+def evaluation_run(*, run_id: int) -> EvaluationRun | None:
+    """Score an evaluation file with a model: accuracy overall and per subset, mean margin, best-of-N."""
+    claimed = EvaluationRun.objects.filter(pk=run_id, status=EvaluationRun.Status.QUEUED).update(
+        status=EvaluationRun.Status.RUNNING
+    )
+    if not claimed:
+        return None
+    run = EvaluationRun.objects.select_related("model_version", "data").get(pk=run_id)
+    try:
+        run.metrics = evaluate_file(model_path=run.model_version.path, data_path=run.data.path)
+        run.status = EvaluationRun.Status.DONE
+    except Exception as exc:
+        logger.exception("evaluation %s failed", run_id)
+        run.status = EvaluationRun.Status.FAILED
+        run.error = f"{type(exc).__name__}: {exc}"
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+def evaluate_file(*, model_path: str, data_path: str, batch_size: int = 32) -> dict[str, Any]:
+    """Evaluate a checkpoint on a pairs file (runs on the worker that calls it; imports torch)."""
+    from rewardmodel.ml.evaluate import evaluate_path
+
+    return evaluate_path(model_path, data_path, batch_size=batch_size)
