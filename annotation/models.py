@@ -181,9 +181,14 @@ class Assignment(models.Model):
     """An annotator's claim on a pair, and the order in which A and B were shown to them."""
 
     class Status(models.TextChoices):
+        OFFERED = "offered", "Offered"  # queued for this annotator only (retests); not yet claimed
         CLAIMED = "claimed", "Claimed"
         SUBMITTED = "submitted", "Submitted"
         EXPIRED = "expired", "Expired"
+
+    class Kind(models.TextChoices):
+        REGULAR = "regular", "Regular"  # one of the pair's N labels
+        RETEST = "retest", "Retest"  # a double-blind re-label of a verified pair; not one of the N
 
     class Order(models.TextChoices):
         AB = "AB", "A left, B right"
@@ -193,9 +198,10 @@ class Assignment(models.Model):
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CLAIMED)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REGULAR)
     order_shown = models.CharField(max_length=2, choices=Order.choices)
-    claimed_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -245,6 +251,7 @@ class Annotation(models.Model):
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="annotations")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
     preference = models.CharField(max_length=16, choices=Preference.choices)
+    is_retest = models.BooleanField(default=False, help_text="A double-blind retest label, not one of the pair's N.")
     order_shown = models.CharField(max_length=2, choices=Assignment.Order.choices)
     task_category = models.CharField(max_length=200)
     objectivity = models.CharField(max_length=16, choices=Objectivity.choices)

@@ -44,7 +44,7 @@ def project_progress(project: Project) -> ProjectProgress:
         full=Count("id", filter=Q(status=Pair.Status.FULL)),
         complete=Count("id", filter=Q(status=Pair.Status.COMPLETE)),
     )
-    labels_given = Annotation.objects.filter(pair__project=project).count()
+    labels_given = Annotation.objects.filter(pair__project=project, is_retest=False).count()
     return ProjectProgress(
         total=counts["total"],
         open=counts["open"],
@@ -73,6 +73,7 @@ def annotator_progress(project: Project, annotator: Any) -> AnnotatorProgress:
     held = Assignment.objects.filter(project=project, annotator=annotator).exclude(status=Assignment.Status.EXPIRED)
     available = (
         Pair.objects.filter(project=project, status=Pair.Status.OPEN).exclude(pk__in=held.values("pair_id")).count()
+        + held.filter(status=Assignment.Status.OFFERED).count()
     )
     open_claim = held.filter(status=Assignment.Status.CLAIMED).select_related("pair").first()
     start_of_day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -118,7 +119,7 @@ def pairs_complete_with_annotations(project: Project, chunk: int = 2000) -> Any:
         if not pairs:
             return
         by_pair: dict[int, list[Annotation]] = {p.pk: [] for p in pairs}
-        for annotation in Annotation.objects.filter(pair_id__in=by_pair).order_by("submitted_at"):
+        for annotation in Annotation.objects.filter(pair_id__in=by_pair, is_retest=False).order_by("submitted_at"):
             by_pair[annotation.pair_id].append(annotation)
         for pair in pairs:
             yield pair, by_pair[pair.pk]
@@ -158,19 +159,16 @@ def pair_get_for_user(user: Any, pair_id: int) -> Pair | None:
     )
 
 
-def assignment_get_for_annotator(annotator: Any, assignment_id: int) -> Assignment | None:
-    """One of ``annotator``'s own assignments (any status); never someone else's."""
-    return Assignment.objects.select_related("pair", "project").filter(pk=assignment_id, annotator=annotator).first()
-
-
 def assignment_get_for_pair(pair: Pair, annotator: Any) -> Assignment | None:
-    """``annotator``'s assignment on ``pair``: the live one (claimed or submitted) if any, else the latest expired.
+    """``annotator``'s assignment on ``pair`` that they have seen: the live one (claimed or submitted)
+    if any, else the latest expired. None when they never opened it (an offered retest is not yet seen).
 
     An annotator may hold several expired claims on a pair (released, then claimed again) but at
     most one live one; the live one carries the order they see now.
     """
     return (
         Assignment.objects.filter(pair=pair, annotator=annotator)
+        .exclude(status=Assignment.Status.OFFERED)
         .order_by(Case(When(status=Assignment.Status.EXPIRED, then=1), default=0), "-claimed_at")
         .first()
     )

@@ -250,6 +250,20 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
                 )
                 if current is not None:
                     return current
+                offered = (
+                    Assignment.objects.select_related("pair")
+                    .filter(project=project, annotator=annotator, status=Assignment.Status.OFFERED)
+                    .order_by("-pair__priority", "id")
+                    .select_for_update(skip_locked=True, of=("self",))
+                    .first()
+                )
+                if offered is not None:
+                    # A retest offered to this annotator only; it looks like any other pair.
+                    offered.status = Assignment.Status.CLAIMED
+                    offered.claimed_at = now
+                    offered.expires_at = now + timedelta(minutes=project.claim_timeout_minutes)
+                    offered.save(update_fields=["status", "claimed_at", "expires_at"])
+                    return offered
                 mine = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator)
                 # Pairs they never held come first; pairs they skipped (or let expire) only when
                 # nothing else is left, so "Skip" does not hand the same pair straight back.
@@ -345,10 +359,13 @@ def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInp
             raise ServiceError("this pair is not assigned to you")
         if assignment.status == Assignment.Status.SUBMITTED:
             raise ServiceError("you have already labelled this pair")
+        if assignment.status == Assignment.Status.OFFERED:
+            raise ServiceError("open this pair from your queue before labelling it")
         pair = Pair.objects.select_for_update().select_related("project").get(pk=assignment.pair_id)
         project = pair.project
         _validate_input(project, data)
         n = project.annotators_per_pair
+        is_retest = assignment.kind == Assignment.Kind.RETEST
         if assignment.status == Assignment.Status.EXPIRED:
             if pair.n_claimed >= n or Assignment.objects.filter(
                 project=project, annotator=annotator, status=Assignment.Status.CLAIMED
@@ -359,15 +376,17 @@ def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInp
         assignment.status = Assignment.Status.SUBMITTED
         assignment.submitted_at = now
         assignment.save(update_fields=["status", "submitted_at"])
-        pair.n_submitted += 1
-        pair.status = _status_for(pair.n_claimed, pair.n_submitted, n)
-        pair.save(update_fields=["n_claimed", "n_submitted", "status"])
+        if not is_retest:  # a retest label is extra: it never counts towards the pair's N
+            pair.n_submitted += 1
+            pair.status = _status_for(pair.n_claimed, pair.n_submitted, n)
+            pair.save(update_fields=["n_claimed", "n_submitted", "status"])
         wall_ms = max(0, int((now - assignment.claimed_at).total_seconds() * 1000))
         annotation = Annotation(
             assignment=assignment,
             pair=pair,
             annotator=annotator,
             preference=data.preference,
+            is_retest=is_retest,
             order_shown=assignment.order_shown,
             task_category=data.task_category,
             objectivity=data.objectivity,
@@ -382,7 +401,21 @@ def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInp
         )
         annotation.full_clean(exclude=["assignment", "pair", "annotator"])
         annotation.save()
+        completed = not is_retest and pair.status == Pair.Status.COMPLETE
+        transaction.on_commit(
+            lambda: _announce(annotation.pk, pair.pk, project.pk, is_retest=is_retest, completed=completed)
+        )
     return annotation
+
+
+def _announce(annotation_id: int, pair_id: int, project_id: int, *, is_retest: bool, completed: bool) -> None:
+    from annotation.signals import annotation_submitted, pair_completed
+
+    annotation_submitted.send(
+        sender=Annotation, annotation_id=annotation_id, pair_id=pair_id, project_id=project_id, is_retest=is_retest
+    )
+    if completed:
+        pair_completed.send(sender=Pair, pair_id=pair_id, project_id=project_id)
 
 
 def assignment_release(*, assignment_id: int, annotator: Any) -> None:
@@ -399,6 +432,11 @@ def assignment_release(*, assignment_id: int, annotator: Any) -> None:
 
 
 def _expire(assignment: Assignment) -> None:
+    if assignment.kind == Assignment.Kind.RETEST:
+        # A retest is meant for this annotator: it goes back to their queue, not to the pool.
+        assignment.status = Assignment.Status.OFFERED
+        assignment.save(update_fields=["status"])
+        return
     pair = Pair.objects.select_for_update().select_related("project").get(pk=assignment.pair_id)
     assignment.status = Assignment.Status.EXPIRED
     assignment.save(update_fields=["status"])
@@ -427,6 +465,27 @@ def assignment_expire_stale(*, now: datetime | None = None, limit: int = 1000) -
                 _expire(assignment)
                 expired += 1
     return expired
+
+
+def assignment_offer_retest(*, pair: Pair, annotator: Any, rng: random.Random | None = None) -> Assignment:
+    """Queue a double-blind retest of ``pair`` for ``annotator``, who must never have held it.
+
+    The annotator gets it from their queue like any other pair; the label is stored with
+    ``is_retest`` and does not count towards the pair's N.
+    """
+    with transaction.atomic():
+        if Assignment.objects.filter(pair=pair, annotator=annotator).exists():
+            raise ServiceError(f"annotator {annotator} has already seen pair {pair.pk}")
+        if not pair.project.members.filter(pk=annotator.pk).exists():
+            raise ServiceError(f"annotator {annotator} is not a member of the project")
+        return Assignment.objects.create(
+            project_id=pair.project_id,
+            pair=pair,
+            annotator=annotator,
+            status=Assignment.Status.OFFERED,
+            kind=Assignment.Kind.RETEST,
+            order_shown=(rng or random).choice([Assignment.Order.AB, Assignment.Order.BA]),
+        )
 
 
 def pair_set_priorities(*, priorities: dict[int, float]) -> int:

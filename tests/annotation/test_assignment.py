@@ -217,3 +217,61 @@ def test_concurrent_claims_and_submits_keep_every_invariant(require_postgres: No
     assert not Annotation.objects.values("pair", "annotator").annotate(n=Count("id")).filter(n__gt=1).exists()
     for pair in Pair.objects.all():
         assert (pair.n_claimed, pair.n_submitted, pair.status) == (3, 3, Pair.Status.COMPLETE)
+
+
+def test_retest_is_offered_to_one_annotator_and_does_not_count(project: Any, users: dict[str, Any]) -> None:
+    from annotation.services import assignment_offer_retest
+
+    project.members.add(users["dave"])
+    pair = PairFactory(project=project)
+    for name in ("alice", "bob", "carol"):
+        claim_and_submit(project, users[name])
+    with pytest.raises(ServiceError, match="already seen"):
+        assignment_offer_retest(pair=pair, annotator=users["alice"])
+    offer = assignment_offer_retest(pair=pair, annotator=users["dave"])
+    assert offer.status == Assignment.Status.OFFERED
+    assert assignment_claim_next(project=project, annotator=users["lena"]) is None  # not in anyone else's queue
+    claim = assignment_claim_next(project=project, annotator=users["dave"])
+    assert claim.pk == offer.pk and claim.status == Assignment.Status.CLAIMED and claim.expires_at is not None
+    annotation = annotation_submit(assignment_id=claim.pk, annotator=users["dave"], data=label("B_CLEARLY"))
+    pair.refresh_from_db()
+    assert annotation.is_retest and (pair.n_claimed, pair.n_submitted, pair.status) == (3, 3, Pair.Status.COMPLETE)
+
+
+def test_expired_retest_goes_back_to_its_annotator(project: Any, users: dict[str, Any]) -> None:
+    from annotation.services import assignment_offer_retest
+
+    project.members.add(users["dave"])
+    pair = PairFactory(project=project)
+    offer = assignment_offer_retest(pair=pair, annotator=users["dave"])
+    assignment_claim_next(project=project, annotator=users["dave"])
+    assignment_expire_stale(now=timezone.now() + timedelta(days=1))
+    offer.refresh_from_db()
+    assert offer.status == Assignment.Status.OFFERED
+    pair.refresh_from_db()
+    assert pair.n_claimed == 0
+
+
+def test_completion_is_announced_after_commit(project: Any, users: dict[str, Any], django_capture_on_commit_callbacks: Any) -> None:
+    from annotation.signals import annotation_submitted, pair_completed
+
+    seen: list[tuple[str, int]] = []
+    submitted = lambda **kw: seen.append(("submitted", kw["pair_id"]))  # noqa: E731
+    completed = lambda **kw: seen.append(("completed", kw["pair_id"]))  # noqa: E731
+    annotation_submitted.connect(submitted, weak=False)
+    pair_completed.connect(completed, weak=False)
+    try:
+        pair = PairFactory(project=project)
+        for name in ("alice", "bob"):
+            with django_capture_on_commit_callbacks(execute=True):
+                claim_and_submit(project, users[name])
+        assert seen == [("submitted", pair.pk), ("submitted", pair.pk)]
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            claim_and_submit(project, users["carol"])
+        assert len(seen) == 2  # nothing is announced before the transaction commits
+        for callback in callbacks:
+            callback()
+        assert seen[2:] == [("submitted", pair.pk), ("completed", pair.pk)]
+    finally:
+        annotation_submitted.disconnect(submitted)
+        pair_completed.disconnect(completed)
