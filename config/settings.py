@@ -162,18 +162,28 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status" and there are two preference vocabularies (canonical A/B and
+    # the annotator's left/right): name each enum once so the schema has no hash-suffixed names.
+    "ENUM_NAME_OVERRIDES": {
+        "PairStatusEnum": "annotation.models.Pair.Status",
+        "AssignmentStatusEnum": "annotation.models.Assignment.Status",
+        "ImportBatchStatusEnum": "annotation.models.ImportBatch.Status",
+        "PreferenceEnum": "annotation.models.Preference",
+        "ShownPreferenceEnum": "annotation.ordering.SHOWN_CHOICES",
+    },
 }
 
 # Celery: filesystem broker by default (a real worker, no server); CELERY_BROKER_URL=redis://... in production.
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _sub in ("in", "processed"):
+    for _sub in ("in", "processed", "control"):
         (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "in"),
         "data_folder_out": str(BROKER_DIR / "in"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = None  # job state lives on the rows, not in a result backend
