@@ -65,7 +65,12 @@ class ModelVersion(models.Model):
 
     @property
     def eval_accuracy(self) -> float | None:
-        value = self.metrics.get("eval", {}).get("accuracy") if isinstance(self.metrics, dict) else None
+        """Accuracy on the evaluation set (D_gold) of the checkpoint kept: the best one when there was an eval set."""
+        if not isinstance(self.metrics, dict):
+            return None
+        value = self.metrics.get("best_eval_accuracy")
+        if value is None:
+            value = (self.metrics.get("eval") or {}).get("accuracy")
         return float(value) if value is not None else None
 
 

@@ -29,8 +29,17 @@ LOG_LIMIT = 200_000  # characters of job log kept on the row
 REQUIRED_FIELDS = ("prompt", "chosen", "rejected")
 
 
-class JobCancelled(Exception):
-    """Raised from the training callback when an admin cancelled the job."""
+def json_safe(value: Any) -> Any:
+    """Metrics as strict JSON: NaN and infinities become None, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
 
 
 # --- datasets ------------------------------------------------------------------------------------
@@ -173,12 +182,17 @@ class _JobCallback:
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
 
+    def _point(self, step: int, values: dict[str, Any]) -> list[dict[str, Any]]:
+        job = TrainingJob.objects.only("curve").get(pk=self.job_id)
+        point = {k: round(float(v), 6) for k, v in values.items() if isinstance(v, (int, float)) and v == v}
+        by_step = {p["step"]: p for p in job.curve}
+        by_step[step] = {**by_step.get(step, {}), **point, "step": step}
+        return [by_step[k] for k in sorted(by_step)]
+
     def on_log(self, step: int, total_steps: int, metrics: dict[str, float]) -> bool:
-        job = TrainingJob.objects.only("curve", "cancel_requested").get(pk=self.job_id)
-        if job.cancel_requested:
-            raise JobCancelled()
-        point = {"step": step, **{k: round(float(v), 6) for k, v in metrics.items() if isinstance(v, (int, float))}}
-        curve = [p for p in job.curve if p.get("step") != step] + [point]
+        """Store the step's metrics; returning False asks the trainer to checkpoint and stop."""
+        keys = ("loss", "accuracy", "mean_margin", "lr", "tokens_per_second")
+        curve = self._point(step, {k: metrics[k] for k in keys if k in metrics})
         TrainingJob.objects.filter(pk=self.job_id).update(
             step=step,
             total_steps=total_steps,
@@ -186,12 +200,21 @@ class _JobCallback:
             curve=curve,
             heartbeat_at=timezone.now(),
         )
-        parts = " ".join(f"{k}={v:.4g}" for k, v in point.items() if k != "step")
+        parts = " ".join(f"{k}={float(v):.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
         _append_log(self.job_id, f"step {step}/{total_steps} {parts}")
+        return not TrainingJob.objects.filter(pk=self.job_id, cancel_requested=True).exists()
+
+    def on_eval(self, step: int, metrics: dict[str, Any] | None) -> bool:
+        if not metrics:  # no evaluation set
+            return True
+        curve = self._point(step, {"eval_accuracy": metrics.get("accuracy"), "eval_margin": metrics.get("mean_margin")})
+        TrainingJob.objects.filter(pk=self.job_id).update(curve=curve, heartbeat_at=timezone.now())
+        best = " (best so far)" if metrics.get("is_best") else ""
+        _append_log(self.job_id, f"eval at step {step}: accuracy {metrics.get('accuracy', float('nan')):.4f}{best}")
         return True
 
-    def on_message(self, message: str) -> None:
-        _append_log(self.job_id, message)
+    def on_save(self, step: int, path: str, kind: str) -> None:
+        _append_log(self.job_id, f"saved {kind} checkpoint at step {step}")
 
 
 def training_job_run(*, job_id: int) -> TrainingJob | None:
@@ -212,23 +235,31 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
         logger.info("training job %s is not queued; nothing to do", job_id)
         return None
     job = TrainingJob.objects.select_related("train_data", "eval_data").get(pk=job_id)
+    from rewardmodel.ml.callbacks import TrainingCancelled
     from rewardmodel.ml.config import RewardTrainingConfig
     from rewardmodel.ml.modeling import pick_device
     from rewardmodel.ml.train import train
 
     device = pick_device(None)
     TrainingJob.objects.filter(pk=job_id).update(device=str(device))
-    config = RewardTrainingConfig.from_dict({**job.config, "output_dir": job.output_dir})
-    config.train_file = job.train_data.path
-    config.eval_file = job.eval_data.path if job.eval_data else None
-    callback = _JobCallback(job_id)
+    config = RewardTrainingConfig.from_dict(
+        {
+            **job.config,
+            "output_dir": job.output_dir,
+            "train_file": job.train_data.path,
+            "eval_file": job.eval_data.path if job.eval_data else None,
+            "resume": True,
+        }
+    )
+    if job.attempts > 1:
+        _append_log(job_id, f"attempt {job.attempts}: resuming from the last checkpoint if there is one")
     try:
-        result = train(config, callback=callback)
-    except JobCancelled:
+        result = train(config, callbacks=[_JobCallback(job_id)])
+    except TrainingCancelled as exc:
         TrainingJob.objects.filter(pk=job_id).update(
-            status=TrainingJob.Status.CANCELLED, finished_at=timezone.now(), resumable=True
+            status=TrainingJob.Status.CANCELLED, finished_at=timezone.now(), resumable=True, cancel_requested=False
         )
-        _append_log(job_id, "cancelled by an admin")
+        _append_log(job_id, f"cancelled by an admin at step {exc.step}; checkpoint kept")
         return TrainingJob.objects.get(pk=job_id)
     except Exception as exc:
         logger.exception("training job %s failed", job_id)
@@ -240,17 +271,27 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
         )
         _append_log(job_id, f"failed: {type(exc).__name__}: {exc}")
         return TrainingJob.objects.get(pk=job_id)
+    metrics = json_safe({
+        "eval": result.final_eval or {},
+        "best_eval_accuracy": result.best_eval_accuracy,
+        "best_step": result.best_step,
+        "global_step": result.global_step,
+        "train_seconds": round(result.train_seconds, 2),
+        "last": result.last_metrics,
+        "eval_history": result.eval_history,
+    })
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().get(pk=job_id)
         version = ModelVersion.objects.create(
             name=f"{job.name}-job{job.pk}",
             scope=job.scope,
             base_model=job.base_model,
-            path=str(result.model_dir),
+            # The checkpoint with the best D_gold accuracy when there was an eval set, else the final one.
+            path=str(result.best_dir or result.final_dir),
             data_ref=job.train_data.ref or job.train_data.name,
             data_sha256=job.train_data.sha256,
             config=job.config,
-            metrics=result.metrics,
+            metrics=metrics,
         )
         job.model_version = version
         job.status = TrainingJob.Status.SUCCEEDED
@@ -259,6 +300,7 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
         job.resumable = False
         job.save()
     _append_log(job_id, f"registered model version {version.name}")
+    job.refresh_from_db()
     return job
 
 
@@ -359,7 +401,7 @@ def evaluation_run(*, run_id: int) -> EvaluationRun | None:
         return None
     run = EvaluationRun.objects.select_related("model_version", "data").get(pk=run_id)
     try:
-        run.metrics = evaluate_file(model_path=run.model_version.path, data_path=run.data.path)
+        run.metrics = json_safe(evaluate_file(model_path=run.model_version.path, data_path=run.data.path))
         run.status = EvaluationRun.Status.DONE
     except Exception as exc:
         logger.exception("evaluation %s failed", run_id)
@@ -370,8 +412,12 @@ def evaluation_run(*, run_id: int) -> EvaluationRun | None:
     return run
 
 
-def evaluate_file(*, model_path: str, data_path: str, batch_size: int = 32) -> dict[str, Any]:
-    """Evaluate a checkpoint on a pairs file (runs on the worker that calls it; imports torch)."""
-    from rewardmodel.ml.evaluate import evaluate_path
+def evaluate_file(*, model_path: str, data_path: str) -> dict[str, Any]:
+    """Evaluate a checkpoint on a pairs file: accuracy overall and per subset, mean margin, best-of-N.
 
-    return evaluate_path(model_path, data_path, batch_size=batch_size)
+    Runs where it is called (a worker); imports torch.
+    """
+    from rewardmodel.ml.data import load_records
+    from rewardmodel.ml.evaluate import evaluate
+
+    return evaluate(model_path, load_records(data_path))
