@@ -133,6 +133,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 UPLOAD_DIR = MEDIA_ROOT / "uploads"
@@ -223,3 +225,39 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+
+# --- Annotator tools: fact-check search, sandboxed code runner, AI assist (annotation/tools/) ------
+# Search: full-text search over the corpora an admin loaded (`manage.py load_corpus`). A SearxNG
+# instance's JSON API can be offered beside it (off by default).
+SEARCH_RESULTS = env_int("SEARCH_RESULTS", 10)
+USE_WEB_SEARCH = env_bool("USE_WEB_SEARCH", False)
+SEARXNG_URL = env_str("SEARXNG_URL", "")
+SEARXNG_TIMEOUT = env_float("SEARXNG_TIMEOUT", 8.0)
+MAX_CORPUS_UPLOAD_BYTES = env_int("MAX_CORPUS_UPLOAD_BYTES", 512 * 1024 * 1024)
+# Code runner (Celery queue "sandbox"). SANDBOX_MODE: "bubblewrap" (default; refuses to run code
+# when bubblewrap cannot build its namespaces), "unsafe-rlimits-only" (an admin's explicit choice of
+# weaker isolation: resource limits, own uid and temp dir, but no namespaces), or "off".
+SANDBOX_MODE = env_str("SANDBOX_MODE", "bubblewrap")
+SANDBOX_CPU_SECONDS = env_int("SANDBOX_CPU_SECONDS", 10)
+SANDBOX_WALL_SECONDS = env_int("SANDBOX_WALL_SECONDS", 20)
+SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 512)
+SANDBOX_MAX_PROCESSES = env_int("SANDBOX_MAX_PROCESSES", 64)
+SANDBOX_DISK_MB = env_int("SANDBOX_DISK_MB", 32)
+SANDBOX_OUTPUT_BYTES = env_int("SANDBOX_OUTPUT_BYTES", 64 * 1024)
+SANDBOX_MAX_CODE_BYTES = env_int("SANDBOX_MAX_CODE_BYTES", 100 * 1024)
+SANDBOX_UID_MIN = env_int("SANDBOX_UID_MIN", 200000)  # when the worker is root, each run gets a uid from this range
+SANDBOX_UID_MAX = env_int("SANDBOX_UID_MAX", 265000)
+SANDBOX_USE_CGROUP = env_bool("SANDBOX_USE_CGROUP", True)  # whole-run memory/pids ceilings when the worker may
+SANDBOX_CGROUP_PARENT = env_str("SANDBOX_CGROUP_PARENT", "")  # a delegated cgroup v2 directory, if any
+TOOLS_MAX_PENDING_PER_USER = env_int("TOOLS_MAX_PENDING_PER_USER", 3)  # queued/running code runs or AI questions
+# AI assist: a judge LLM behind an OpenAI-compatible chat-completions API; off while unset.
+# LLM_RESPONSE_FORMAT: json_schema (OpenAI, vLLM, llama-server), json_object_schema
+# (llama-cpp-python's server), json_object, or none.
+LLM_BASE_URL = env_str("LLM_BASE_URL", "")
+LLM_MODEL = env_str("LLM_MODEL", "")
+LLM_API_KEY = env_secret("LLM_API_KEY", "")
+LLM_RESPONSE_FORMAT = env_str("LLM_RESPONSE_FORMAT", "json_schema")
+LLM_TIMEOUT = env_float("LLM_TIMEOUT", 60.0)
+LLM_MAX_TOKENS = env_int("LLM_MAX_TOKENS", 512)
+LLM_TEMPERATURE = env_float("LLM_TEMPERATURE", 0.0)
+# --- end of annotator tools -----------------------------------------------------------------------

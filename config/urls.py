@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("annotation.api_urls")),
+    path("models/", include("rewardmodel.urls")),
     path("", include("annotation.urls")),
 ]

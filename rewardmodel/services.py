@@ -45,7 +45,7 @@ def json_safe(value: Any) -> Any:
 # --- datasets ------------------------------------------------------------------------------------
 
 
-def _check_dataset(path: Path, name: str) -> tuple[str, int]:
+def dataset_check(path: Path, name: str) -> tuple[str, int]:
     """Validate a pairs file; returns (sha256, records). Errors name the file, line and field."""
     digest = hashlib.sha256()
     count = 0
@@ -81,7 +81,7 @@ def dataset_file_register(
 ) -> DatasetFile:
     """Validate a pairs file and register it. With ``copy`` the file is copied into the model store
     so later edits of the original cannot change what a job trained on (the hash is kept too)."""
-    sha, count = _check_dataset(Path(path), name)
+    sha, count = dataset_check(Path(path), name)
     target = Path(path)
     if copy:
         store = Path(settings.MODEL_STORE_DIR) / "datasets"
@@ -143,10 +143,17 @@ def training_job_create(
     scope: str = "",
     created_by: Any = None,
     enqueue: bool = True,
+    any_base_model: bool = False,
 ) -> TrainingJob:
-    """Create a queued training job and enqueue it on the ``gpu`` queue after commit."""
+    """Create a queued training job and enqueue it on the ``gpu`` queue after commit.
+
+    Web users pick a configured base model; ``any_base_model`` (the command line, run by an operator
+    on the server) accepts any checkpoint directory.
+    """
     allowed = {value for value, _label in base_model_choices()}
-    if base_model not in allowed:
+    if any_base_model and base_model not in allowed and not (Path(base_model) / "config.json").exists():
+        raise ValidationError({"base_model": f"{base_model} is not a Hugging Face checkpoint directory (no config.json)"})
+    if not any_base_model and base_model not in allowed:
         raise ValidationError({"base_model": f"{base_model!r} is not one of the configured base models"})
     cfg = dict(config or {})
     cfg["model_name_or_path"] = None if base_model == "default" else base_model
@@ -369,6 +376,16 @@ def model_version_promote(*, version: ModelVersion, role: str) -> ModelVersion:
         ModelVersion.objects.filter(pk=version.pk).update(**{field: True})
     version.refresh_from_db()
     return version
+
+
+def model_version_resolve(name_or_path: str) -> tuple[str, ModelVersion | None]:
+    """A registered model version by name, or a checkpoint directory path. Returns (path, version or None)."""
+    version = ModelVersion.objects.filter(name=name_or_path).first()
+    if version is not None:
+        return version.path, version
+    if (Path(name_or_path) / "config.json").exists():
+        return name_or_path, None
+    raise ValidationError(f"no model version named {name_or_path!r} and no checkpoint directory at that path")
 
 
 def model_version_register(

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from rewardmodel.models import DatasetFile, ModelVersion
+from rewardmodel.services import base_model_choices
+
+
+class TrainingJobForm(forms.Form):
+    name = forms.CharField(max_length=200, initial="reward-model")
+    scope = forms.CharField(max_length=100, required=False, help_text="Optional, e.g. project:1 (gold/current best are per scope).")
+    train_data = forms.ModelChoiceField(queryset=DatasetFile.objects.all(), required=False, help_text="A registered data file or version.")
+    train_upload = forms.FileField(required=False, help_text="…or upload a JSONL file (prompt, chosen, rejected).")
+    eval_data = forms.ModelChoiceField(queryset=DatasetFile.objects.all(), required=False, help_text="D_gold: picks the best checkpoint.")
+    eval_upload = forms.FileField(required=False)
+    base_model = forms.ChoiceField(choices=())
+    learning_rate = forms.FloatField(initial=2e-5, min_value=0)
+    lr_scheduler = forms.ChoiceField(choices=[("constant", "constant"), ("linear", "linear")], initial="constant")
+    warmup_ratio = forms.FloatField(initial=0.0, min_value=0, max_value=1)
+    num_epochs = forms.IntegerField(initial=1, min_value=1)
+    max_steps = forms.IntegerField(initial=0, min_value=0, help_text="> 0 overrides epochs.")
+    batch_size = forms.IntegerField(initial=8, min_value=1)
+    gradient_accumulation_steps = forms.IntegerField(initial=1, min_value=1)
+    max_length = forms.IntegerField(initial=512, min_value=16)
+    eval_every = forms.IntegerField(initial=0, min_value=0)
+    save_every = forms.IntegerField(initial=50, min_value=0)
+    bf16 = forms.BooleanField(initial=True, required=False, help_text="On CUDA only.")
+    gradient_checkpointing = forms.BooleanField(required=False)
+
+    CONFIG_FIELDS = (
+        "learning_rate",
+        "lr_scheduler",
+        "warmup_ratio",
+        "num_epochs",
+        "max_steps",
+        "batch_size",
+        "gradient_accumulation_steps",
+        "max_length",
+        "eval_every",
+        "save_every",
+        "bf16",
+        "gradient_checkpointing",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].choices = base_model_choices()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("train_data") and not data.get("train_upload"):
+            self.add_error("train_data", "choose a data file or upload one")
+        return data
+
+    def config(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in self.CONFIG_FIELDS}
+
+
+class EvaluateForm(forms.Form):
+    data = forms.ModelChoiceField(queryset=DatasetFile.objects.all(), required=False)
+    upload = forms.FileField(required=False, help_text="RewardBench format: prompt, chosen, rejected, subset.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("data") and not data.get("upload"):
+            self.add_error("upload", "choose a data file or upload one")
+        return data
+
+
+class PromoteForm(forms.Form):
+    role = forms.ChoiceField(choices=[(ModelVersion.Role.GOLD, "gold"), (ModelVersion.Role.CURRENT_BEST, "current best")])

@@ -1,0 +1,182 @@
+"""Admin pages for reward models: training jobs (live progress), model versions, evaluations.
+
+The reward-model app knows nothing of annotation roles: its pages are for staff users, which is
+what the admin role grants.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from rewardmodel.charts import curve_chart
+from rewardmodel.forms import EvaluateForm, PromoteForm, TrainingJobForm
+from rewardmodel.models import DatasetFile, EvaluationRun, ModelVersion, TrainingJob
+from rewardmodel.services import (
+    dataset_file_register,
+    evaluation_create,
+    model_version_promote,
+    training_job_cancel,
+    training_job_create,
+    training_job_resume,
+)
+
+
+def staff_required(view: Any) -> Any:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_staff or request.user.is_superuser):
+            raise PermissionDenied("reward-model pages are for admins")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _register_upload(upload: Any, user: Any) -> DatasetFile:
+    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tmp:
+        for chunk in upload.chunks():
+            tmp.write(chunk)
+    try:
+        return dataset_file_register(path=Path(tmp.name), name=upload.name, created_by=user)
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
+
+
+def _errors_of(exc: ValidationError) -> list[str]:
+    return [f"{k}: {m}" for k, ms in exc.message_dict.items() for m in ms] if hasattr(exc, "error_dict") else exc.messages
+
+
+@staff_required
+def model_index(request: HttpRequest) -> HttpResponse:
+    jobs = TrainingJob.objects.select_related("train_data", "model_version")[:50]
+    versions = ModelVersion.objects.all()[:100]
+    datasets = DatasetFile.objects.all()[:50]
+    return render(request, "rewardmodel/model_index.html", {"jobs": jobs, "versions": versions, "datasets": datasets})
+
+
+@staff_required
+def job_create(request: HttpRequest) -> HttpResponse:
+    form = TrainingJobForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            data = form.cleaned_data
+            train = data["train_data"] or _register_upload(data["train_upload"], request.user)
+            gold = data["eval_data"] or (_register_upload(data["eval_upload"], request.user) if data["eval_upload"] else None)
+            job = training_job_create(
+                name=data["name"],
+                scope=data["scope"],
+                train_data=train,
+                eval_data=gold,
+                base_model=data["base_model"],
+                config=form.config(),
+                created_by=request.user,
+            )
+        except ValidationError as exc:
+            for error in _errors_of(exc):
+                form.add_error(None, error)
+        else:
+            messages.success(request, f"Training job {job.name} queued on the GPU worker.")
+            return redirect("rewardmodel:job-detail", job_id=job.pk)
+    return render(request, "rewardmodel/job_form.html", {"form": form})
+
+
+def _job_context(job: TrainingJob) -> dict[str, Any]:
+    return {
+        "job": job,
+        "chart": curve_chart(job.curve, ["loss", "accuracy", "eval_accuracy"]),
+        "log_tail": "\n".join(job.log.splitlines()[-40:]),
+    }
+
+
+@staff_required
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(TrainingJob.objects.select_related("train_data", "eval_data", "model_version"), pk=job_id)
+    context = _job_context(job)
+    if request.htmx:
+        response = render(request, "rewardmodel/partials/job_status.html", context)
+        return HttpResponseStopPolling(response.content) if job.is_finished else response
+    return render(request, "rewardmodel/job_detail.html", context)
+
+
+@staff_required
+@require_POST
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(TrainingJob, pk=job_id)
+    try:
+        training_job_cancel(job=job)
+        messages.info(request, "Cancel requested: the job stops at its next step and keeps a checkpoint.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("rewardmodel:job-detail", job_id=job_id)
+
+
+@staff_required
+@require_POST
+def job_resume(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(TrainingJob, pk=job_id)
+    try:
+        training_job_resume(job=job)
+        messages.success(request, "Requeued: training continues from the last checkpoint.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("rewardmodel:job-detail", job_id=job_id)
+
+
+@staff_required
+def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, pk=version_id)
+    form = EvaluateForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            data = form.cleaned_data["data"] or _register_upload(form.cleaned_data["upload"], request.user)
+            run = evaluation_create(version=version, data=data, created_by=request.user)
+        except ValidationError as exc:
+            for error in _errors_of(exc):
+                form.add_error(None, error)
+        else:
+            return redirect("rewardmodel:evaluation-detail", run_id=run.pk)
+    context = {
+        "version": version,
+        "form": form,
+        "promote_form": PromoteForm(),
+        "evaluations": version.evaluations.select_related("data")[:20],
+        "job": TrainingJob.objects.filter(model_version=version).first(),
+    }
+    return render(request, "rewardmodel/version_detail.html", context)
+
+
+@staff_required
+@require_POST
+def version_promote(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = get_object_or_404(ModelVersion, pk=version_id)
+    form = PromoteForm(request.POST)
+    if form.is_valid():
+        model_version_promote(version=version, role=form.cleaned_data["role"])
+        messages.success(request, f"{version.name} is now {form.cleaned_data['role'].replace('_', ' ')}.")
+    else:
+        messages.error(request, "Choose gold or current best.")
+    return redirect("rewardmodel:version-detail", version_id=version_id)
+
+
+@staff_required
+def evaluation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(EvaluationRun.objects.select_related("model_version", "data"), pk=run_id)
+    per_subset = sorted((run.metrics.get("per_subset") or {}).items())
+    context = {"run": run, "per_subset": per_subset}
+    if request.htmx:
+        response = render(request, "rewardmodel/partials/evaluation_status.html", context)
+        finished = run.status in (EvaluationRun.Status.DONE, EvaluationRun.Status.FAILED)
+        return HttpResponseStopPolling(response.content) if finished else response
+    return render(request, "rewardmodel/evaluation_detail.html", context)
