@@ -2,64 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
+from annotation import ordering
 from annotation.exporting import FORMATS
-from annotation.models import Assignment, Controversiality, Objectivity, Preference, Project, Role
+from annotation.models import Controversiality, Objectivity, Project, Role
 
-# --- preference as shown (left/right) <-> canonical (A/B) ----------------------------------------
+# --- preference as shown (left/right) ----------------------------------------------------------
 
-# What the annotator picks: sides of the screen, never the canonical letters.
-SHOWN_PREFERENCES = [
-    ("left_clearly", "Left clearly better"),
-    ("left_slightly", "Left slightly better"),
-    ("right_slightly", "Right slightly better"),
-    ("right_clearly", "Right clearly better"),
-    ("undecidable", "Can't decide"),
-]
+# The annotator answers in sides of the screen; annotation.ordering maps that to canonical A/B (the
+# same module the REST API uses, so both speak the same values).
 # Keyboard shortcut per choice (static/js/label.js reads data-key on each radio).
-SHOWN_PREFERENCE_KEYS = {"left_clearly": "1", "left_slightly": "2", "right_slightly": "3", "right_clearly": "4", "undecidable": "0"}
-_SHOWN_LABELS = dict(SHOWN_PREFERENCES)
-
-
-def _sides(order_shown: str) -> dict[str, str]:
-    """Which canonical response sits on each side of the screen."""
-    if order_shown == Assignment.Order.AB:
-        return {"left": "A", "right": "B"}
-    if order_shown == Assignment.Order.BA:
-        return {"left": "B", "right": "A"}
-    raise ValueError(f"unknown order_shown {order_shown!r}")
-
-
-def canonical_preference(shown: str, order_shown: str) -> str:
-    """Map the side the annotator chose to the canonical label.
-
-    With ``order_shown == "BA"`` response B is on the left, so "left clearly better" is ``B_CLEARLY``.
-    """
-    if shown == "undecidable":
-        return Preference.UNDECIDABLE.value
-    side, _, strength = shown.partition("_")
-    if side not in ("left", "right") or strength not in ("clearly", "slightly"):
-        raise ValueError(f"unknown shown preference {shown!r}")
-    return f"{_sides(order_shown)[side]}_{strength.upper()}"
-
-
-def shown_preference(preference: str, order_shown: str) -> str:
-    """The inverse of :func:`canonical_preference`: how a stored label looked to its annotator."""
-    if preference == Preference.UNDECIDABLE:
-        return "undecidable"
-    letter, _, strength = preference.partition("_")
-    side = next(s for s, canonical in _sides(order_shown).items() if canonical == letter)
-    return f"{side}_{strength.lower()}"
+SHOWN_PREFERENCE_KEYS = {
+    ordering.LEFT_CLEARLY: "1",
+    ordering.LEFT_SLIGHTLY: "2",
+    ordering.RIGHT_SLIGHTLY: "3",
+    ordering.RIGHT_CLEARLY: "4",
+    ordering.UNDECIDABLE: "0",
+}
+_SHOWN_LABELS = dict(ordering.SHOWN_CHOICES)
 
 
 def shown_preference_label(preference: str, order_shown: str) -> str:
-    return _SHOWN_LABELS[shown_preference(preference, order_shown)]
+    """How a stored (canonical) label looked to its annotator: "Left is clearly better"."""
+    return _SHOWN_LABELS[ordering.canonical_to_shown(preference, order_shown)]
 
 
 # --- labelling ---------------------------------------------------------------------------------
@@ -71,13 +42,11 @@ class LabelForm(forms.Form):
     assignment = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     time_spent_ms = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0, max_value=2**31 - 1)
     preference = forms.ChoiceField(
-        choices=SHOWN_PREFERENCES,
+        choices=ordering.SHOWN_CHOICES,
         widget=forms.RadioSelect,
         error_messages={"required": "Choose the better response (or “Can't decide”)."},
     )
-    task_category = forms.ChoiceField(
-        label="Task category", error_messages={"required": "Choose the task category."}
-    )
+    task_category = forms.ChoiceField(label="Task category", error_messages={"required": "Choose the task category."})
     objectivity = forms.ChoiceField(
         choices=Objectivity.choices,
         widget=forms.RadioSelect,
@@ -91,9 +60,20 @@ class LabelForm(forms.Form):
     desired_attributes = forms.MultipleChoiceField(
         label="Desired attributes", required=False, widget=forms.CheckboxSelectMultiple
     )
-    guideline = forms.CharField(label="Guideline for this pair", required=False, max_length=2000)
+    guideline = forms.CharField(
+        label="Guideline for this pair",
+        required=False,
+        max_length=2000,
+        widget=forms.TextInput(
+            attrs={
+                "list": "guideline-suggestions",
+                "placeholder": "e.g. requires authoritative sources",
+                "autocomplete": "off",
+            }
+        ),
+    )
     rationale = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why is this response better? One or two sentences."}),
         max_length=10000,
         error_messages={"required": "Write a short rationale: why is this response better?"},
     )
@@ -101,8 +81,12 @@ class LabelForm(forms.Form):
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.project = project
-        self.fields["task_category"].choices = [("", "— choose —")] + [(c, c) for c in project.taxonomy]
-        self.fields["desired_attributes"].choices = [(a, a) for a in project.desired_attributes]
+        cast(forms.ChoiceField, self.fields["task_category"]).choices = [("", "— choose —")] + [
+            (c, c) for c in project.taxonomy
+        ]
+        cast(forms.MultipleChoiceField, self.fields["desired_attributes"]).choices = [
+            (a, a) for a in project.desired_attributes
+        ]
 
     def clean_rationale(self) -> str:
         rationale = self.cleaned_data["rationale"].strip()
@@ -116,7 +100,9 @@ class LabelForm(forms.Form):
         out: list[str] = []
         for name, errors in self.errors.items():
             label = "" if name == NON_FIELD_ERRORS else (self.fields[name].label or name.replace("_", " ").capitalize())
-            out.extend(f"{label}: {error}" if label else str(error) for error in errors)
+            for error in errors:
+                # Our own messages are sentences; a service's ("must be one of ...") needs the field name.
+                out.append(f"{label}: {error}" if label and str(error)[:1].islower() else str(error))
         return out
 
 
@@ -136,6 +122,8 @@ class _MemberChoiceField(forms.ModelMultipleChoiceField):
         names = sorted(g.name for g in obj.groups.all())
         if obj.is_superuser and Role.ADMIN.value not in names:
             names.append(Role.ADMIN.value)
+        if not obj.is_active:
+            names.append("inactive")
         return f"{obj.username} ({', '.join(names)})" if names else obj.username
 
 
@@ -169,8 +157,9 @@ class ProjectForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["members"].queryset = (
-            get_user_model().objects.filter(is_active=True).prefetch_related("groups").order_by("username")
+        # Inactive users are listed too: leaving them out would drop them from the project on save.
+        cast(forms.ModelMultipleChoiceField, self.fields["members"]).queryset = (
+            get_user_model().objects.prefetch_related("groups").order_by("username")
         )
 
     @classmethod
@@ -221,7 +210,7 @@ class ImportForm(forms.Form):
 
     def __init__(self, *args: Any, projects: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
+        cast(forms.ModelChoiceField, self.fields["project"]).queryset = projects
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
@@ -262,13 +251,15 @@ class _ProjectChoiceField(forms.ModelMultipleChoiceField):
 
 class UserCreateForm(forms.Form):
     username = forms.CharField(max_length=150)
-    password = forms.CharField(widget=forms.PasswordInput(render_value=False), strip=False)
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}), strip=False
+    )
     roles = forms.MultipleChoiceField(choices=ROLE_CHOICES, widget=forms.CheckboxSelectMultiple, required=False)
     projects = _ProjectChoiceField(queryset=Project.objects.none(), required=False, widget=forms.CheckboxSelectMultiple)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["projects"].queryset = Project.objects.order_by("name")
+        cast(forms.ModelMultipleChoiceField, self.fields["projects"]).queryset = Project.objects.order_by("name")
 
     def clean_username(self) -> str:
         username = self.cleaned_data["username"].strip()
@@ -277,7 +268,7 @@ class UserCreateForm(forms.Form):
         return username
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         password = data.get("password")
         if password:
             candidate = get_user_model()(username=data.get("username", ""))
@@ -295,7 +286,7 @@ class UserEditForm(forms.Form):
     def __init__(self, *args: Any, editing_self: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.editing_self = editing_self
-        self.fields["projects"].queryset = Project.objects.order_by("name")
+        cast(forms.ModelMultipleChoiceField, self.fields["projects"]).queryset = Project.objects.order_by("name")
 
     def clean_roles(self) -> list[str]:
         roles = self.cleaned_data["roles"]

@@ -8,4 +8,19 @@ app_name = "annotation"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("queue/", views.my_queue, name="my-queue"),
+    path("projects/", views.project_list, name="project-list"),
+    path("projects/new/", views.project_create_view, name="project-create"),
+    path("projects/<int:project_id>/", views.project_detail, name="project-detail"),
+    path("projects/<int:project_id>/edit/", views.project_edit, name="project-edit"),
+    path("projects/<int:project_id>/guidelines/", views.project_guidelines, name="project-guidelines"),
+    path("projects/<int:project_id>/queue/", views.project_queue, name="project-queue"),
+    path("projects/<int:project_id>/label/", views.pair_label, name="pair-label"),
+    path("projects/<int:project_id>/label/skip/", views.pair_skip, name="pair-skip"),
+    path("projects/<int:project_id>/export/", views.project_export, name="project-export"),
+    path("imports/new/", views.import_create, name="import-create"),
+    path("imports/<int:batch_id>/", views.import_detail, name="import-detail"),
+    path("users/", views.user_list, name="user-list"),
+    path("users/new/", views.user_create_view, name="user-create"),
+    path("users/<int:user_id>/edit/", views.user_edit, name="user-edit"),
 ]

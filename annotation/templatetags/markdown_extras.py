@@ -14,12 +14,13 @@ Code fences are highlighted by Pygments (``codehilite``, css class ``highlight``
 from __future__ import annotations
 
 import threading
+from typing import Any
 
-import markdown
+import markdown  # type: ignore[import-untyped]
 import nh3
 from django import template
 from django.utils.safestring import SafeString, mark_safe
-from markdown.extensions import Extension
+from markdown.extensions import Extension  # type: ignore[import-untyped]
 
 register = template.Library()
 
@@ -81,16 +82,14 @@ class _EscapeRawHtml(Extension):
         md.inlinePatterns.deregister("html")
 
 
-def _new_renderer() -> markdown.Markdown:
+def _new_renderer(*, chat: bool) -> markdown.Markdown:
+    extensions: list[Any] = [_EscapeRawHtml(), "fenced_code", "codehilite", "tables", "sane_lists"]
+    if chat:
+        # Model outputs and chat turns mean a line break when they write one; authored documents
+        # (guidelines) are hard-wrapped and follow plain Markdown.
+        extensions.append("nl2br")
     return markdown.Markdown(
-        extensions=[
-            _EscapeRawHtml(),
-            "fenced_code",
-            "codehilite",
-            "tables",
-            "sane_lists",
-            "nl2br",
-        ],
+        extensions=extensions,
         extension_configs={
             "codehilite": {"css_class": "highlight", "guess_lang": False, "use_pygments": True},
         },
@@ -102,10 +101,12 @@ def _new_renderer() -> markdown.Markdown:
 _local = threading.local()
 
 
-def _renderer() -> markdown.Markdown:
-    md = getattr(_local, "md", None)
+def _renderer(mode: str) -> markdown.Markdown:
+    attr = f"md_{mode}"
+    md = getattr(_local, attr, None)
     if md is None:
-        md = _local.md = _new_renderer()
+        md = _new_renderer(chat=mode == "chat")
+        setattr(_local, attr, md)
     return md
 
 
@@ -123,11 +124,17 @@ def sanitize_html(html: str) -> str:
     )
 
 
-def render_markdown(text: str | None) -> str:
-    """Markdown source to sanitised HTML (a plain ``str``; mark it safe only after this)."""
+def render_markdown(text: str | None, mode: str = "chat") -> str:
+    """Markdown source to sanitised HTML (a plain ``str``; mark it safe only after this).
+
+    ``mode`` is "chat" (a newline is a line break: conversation turns, responses) or "doc"
+    (plain Markdown: guidelines).
+    """
     if not text:
         return ""
-    md = _renderer()
+    if mode not in ("chat", "doc"):
+        raise ValueError(f"unknown markdown mode {mode!r}")
+    md = _renderer(mode)
     try:
         html = md.convert(str(text))
     finally:
@@ -136,9 +143,9 @@ def render_markdown(text: str | None) -> str:
 
 
 @register.filter(name="markdown")
-def markdown_filter(text: str | None) -> SafeString:
-    """``{{ response|markdown }}``: rendered, sanitised HTML."""
-    return mark_safe(render_markdown(text))  # noqa: S308 (sanitised by nh3 just above)
+def markdown_filter(text: str | None, mode: str = "chat") -> SafeString:
+    """``{{ response|markdown }}`` (chat) or ``{{ guidelines|markdown:"doc" }}``: rendered, sanitised HTML."""
+    return mark_safe(render_markdown(text, mode))  # noqa: S308 (sanitised by nh3 just above)
 
 
 def pygments_css(style: str = "default") -> str:

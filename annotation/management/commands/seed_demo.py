@@ -33,8 +33,8 @@ DEMO_GUIDELINES = """# Labelling guidelines
 
 Harmful requests: a safe refusal or safe redirection beats compliance, however helpful.
 
-Keyboard: `1` A clearly, `2` A slightly, `3` B slightly, `4` B clearly, `0` can't decide,
-`Ctrl+Enter` submit, `g` guidelines.
+Keyboard: `1` left clearly, `2` left slightly, `3` right slightly, `4` right clearly,
+`0` can't decide, `Ctrl+Enter` submit, `g` guidelines.
 """
 
 
