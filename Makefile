@@ -19,6 +19,7 @@ $(VENV)/.installed: requirements.txt
 run: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
+	$(PY) manage.py load_corpus --demo
 	@echo "SynPref Studio on http://$(HOST):$(PORT)/  (log in as alice / synpref-demo; see README)"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(VENV)/bin/celery -A config worker -B -Q celery,gpu,sandbox --concurrency 2 --loglevel INFO \

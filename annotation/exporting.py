@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import IO, Any
 
 from annotation.formats import to_transcript
@@ -67,7 +68,9 @@ def export_record(pair: Pair, annotations: Sequence[Annotation], fmt: str = "con
     majority = majority_label([a.preference for a in annotations])
     if majority.side is None:
         return None
-    chosen, rejected = (pair.response_a, pair.response_b) if majority.side == "A" else (pair.response_b, pair.response_a)
+    chosen, rejected = (
+        (pair.response_a, pair.response_b) if majority.side == "A" else (pair.response_b, pair.response_a)
+    )
     n = len(annotations)
     desired = Counter(attr for a in annotations for attr in a.desired_attributes)
     record: dict[str, Any] = {}
@@ -127,22 +130,48 @@ class ExportStats:
     no_majority: int = 0
 
 
-def export_lines(project: Project, fmt: str = "conversational", stats: ExportStats | None = None) -> Iterator[str]:
-    """Yield JSON lines (with newline) for every fully labelled pair with a majority."""
+EVIDENCE_CHUNK = 500
+
+
+def _with_evidence(
+    pairs: Iterator[tuple[Pair, list[Annotation]]],
+) -> Iterator[tuple[Pair, list[Annotation], list[dict[str, Any]] | None]]:
+    """Attach each pair's tool evidence (searches, opened results, snippets, code runs, AI questions), fetched per chunk."""
+    from annotation.tools.selectors import evidence_export_for_pairs
+
+    while chunk := list(islice(pairs, EVIDENCE_CHUNK)):
+        evidence = evidence_export_for_pairs([pair.pk for pair, _ in chunk])
+        for pair, labels in chunk:
+            yield pair, labels, evidence.get(pair.pk, [])
+
+
+def export_lines(
+    project: Project, fmt: str = "conversational", stats: ExportStats | None = None, *, include_evidence: bool = False
+) -> Iterator[str]:
+    """Yield JSON lines (with newline) for every fully labelled pair with a majority.
+
+    ``include_evidence`` adds ``evidence``: what each annotator gathered with the tools.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     stats = stats if stats is not None else ExportStats()
-    for pair, annotations in pairs_complete_with_annotations(project):
-        record = export_record(pair, annotations, fmt)
+    pairs = pairs_complete_with_annotations(project)
+    rows = _with_evidence(pairs) if include_evidence else ((pair, labels, None) for pair, labels in pairs)
+    for pair, labels, evidence in rows:
+        record = export_record(pair, labels, fmt)
         if record is None:
             stats.no_majority += 1
             continue
+        if evidence is not None:
+            record["evidence"] = evidence
         stats.exported += 1
         yield json.dumps(record, ensure_ascii=False) + "\n"
 
 
-def export_to(handle: IO[str], project: Project, fmt: str = "conversational") -> ExportStats:
+def export_to(
+    handle: IO[str], project: Project, fmt: str = "conversational", *, include_evidence: bool = False
+) -> ExportStats:
     stats = ExportStats()
-    for line in export_lines(project, fmt, stats):
+    for line in export_lines(project, fmt, stats, include_evidence=include_evidence):
         handle.write(line)
     return stats

@@ -23,3 +23,37 @@ def assignment_expire_stale_task() -> int:
     from annotation.services import assignment_expire_stale
 
     return assignment_expire_stale()
+
+
+# --- annotator tools (annotation/tools/) -------------------------------------------------------------
+# Code runs are routed to the "sandbox" queue by CELERY_TASK_ROUTES ("annotation.tasks.code_run*").
+
+
+@shared_task(name="annotation.tasks.code_run_execute", time_limit=600, soft_time_limit=570)
+def code_run_execute_task(*, run_id: int) -> None:
+    """Run queued code in the sandbox; the CodeRun row carries status, output and the limit hit."""
+    from annotation.tools.services import code_run_execute
+
+    run = code_run_execute(run_id=run_id)
+    if run is not None:
+        logger.info("code run %s: %s (limit hit: %s)", run_id, run.status, run.limit_hit or "none")
+
+
+@shared_task(name="annotation.tasks.ai_query_run", time_limit=600, soft_time_limit=570)
+def ai_query_run_task(*, query_id: int) -> None:
+    """Ask the judge LLM an annotator's question; the AIQuery row carries the answer or the error."""
+    from annotation.tools.services import ai_query_run
+
+    query = ai_query_run(query_id=query_id)
+    if query is not None:
+        logger.info("AI query %s: %s", query_id, query.status)
+
+
+@shared_task(name="annotation.tasks.corpus_load_file", acks_late=True)
+def corpus_load_file_task(*, corpus_id: int, path: str) -> None:
+    """Load an uploaded reference corpus; the Corpus row carries status, count and error."""
+    from annotation.tools.services import corpus_load_file
+
+    corpus = corpus_load_file(corpus_id=corpus_id, path=path)
+    if corpus is not None:
+        logger.info("corpus %s: %s, %s documents", corpus_id, corpus.status, corpus.n_documents)

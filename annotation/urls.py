@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from annotation import views
 
@@ -8,6 +8,7 @@ app_name = "annotation"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("tools/", include("annotation.tools_urls")),
     path("queue/", views.my_queue, name="my-queue"),
     path("projects/", views.project_list, name="project-list"),
     path("projects/new/", views.project_create_view, name="project-create"),

@@ -230,6 +230,7 @@ if not DEBUG:
 # Search: full-text search over the corpora an admin loaded (`manage.py load_corpus`). A SearxNG
 # instance's JSON API can be offered beside it (off by default).
 SEARCH_RESULTS = env_int("SEARCH_RESULTS", 10)
+SEARCH_MAX_CANDIDATES = env_int("SEARCH_MAX_CANDIDATES", 10000)  # PostgreSQL ranks at most this many matches
 USE_WEB_SEARCH = env_bool("USE_WEB_SEARCH", False)
 SEARXNG_URL = env_str("SEARXNG_URL", "")
 SEARXNG_TIMEOUT = env_float("SEARXNG_TIMEOUT", 8.0)

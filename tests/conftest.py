@@ -115,7 +115,7 @@ def celery_worker(transactional_db: Any) -> Any:
         app.conf.task_default_queue, app.conf.task_routes = saved
 
 
-def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.2) -> Any:
+def wait_for(predicate: Any, timeout: float = 180.0, interval: float = 0.2) -> Any:
     """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
     import time
 

@@ -14,7 +14,21 @@ FORBIDDEN = {
     "rewardmodel": {"annotation", "curation"},
     "curation": set(),
 }
-PURE = ["curation/agreement.py", "curation/sampling.py", "curation/retrieval.py", "annotation/formats.py"]
+PURE = [
+    "curation/agreement.py",
+    "curation/sampling.py",
+    "curation/retrieval.py",
+    "curation/charts.py",
+    "rewardmodel/charts.py",
+    "annotation/formats.py",
+    "annotation/ordering.py",
+    "annotation/tools/sandbox.py",
+    "annotation/tools/llm.py",
+    "annotation/tools/searxng.py",
+    "annotation/tools/highlight.py",
+    "annotation/tools/corpus.py",
+    "annotation/tools/codeblocks.py",
+]
 TORCH_OK = "rewardmodel/ml"
 
 

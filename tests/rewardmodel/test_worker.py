@@ -24,6 +24,6 @@ def test_training_job_runs_on_the_gpu_queue_worker(
         name="worker", train_data=train, eval_data=gold, base_model=tiny_base,
         config={"max_steps": 4, "batch_size": 4, "max_length": 64, "eval_every": 2},
     )
-    done = wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status__in=TrainingJob.FINISHED).first(), timeout=180)
+    done = wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status__in=TrainingJob.FINISHED).first(), timeout=300)
     assert done.status == TrainingJob.Status.SUCCEEDED, done.error
     assert done.model_version is not None and done.step == 4 and done.device == "cpu"

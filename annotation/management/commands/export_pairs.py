@@ -17,6 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("out", help="output .jsonl path, or - for standard output")
         parser.add_argument("--project", required=True)
         parser.add_argument("--format", choices=FORMATS, default="conversational")
+        parser.add_argument(
+            "--with-evidence",
+            action="store_true",
+            help="add each pair's tool evidence (searches, code runs, AI questions)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(name=options["project"]).first()
@@ -24,11 +29,11 @@ class Command(BaseCommand):
             raise CommandError(f"no project named {options['project']!r}")
         out = options["out"]
         if out == "-":
-            stats = export_to(sys.stdout, project, options["format"])
+            stats = export_to(sys.stdout, project, options["format"], include_evidence=options["with_evidence"])
         else:
             path = Path(out)
             tmp = path.with_name(path.name + ".partial")
             with tmp.open("w", encoding="utf-8") as handle:
-                stats = export_to(handle, project, options["format"])
+                stats = export_to(handle, project, options["format"], include_evidence=options["with_evidence"])
             tmp.replace(path)  # never leave a half-written export under the real name
         self.stderr.write(f"exported {stats.exported} pairs; {stats.no_majority} without a majority left out")
