@@ -32,9 +32,10 @@ web: install
 worker: install
 	$(VENV)/bin/celery -A config worker -B -Q celery,gpu,sandbox --loglevel INFO --schedule var/celerybeat-schedule
 
+# Tests keep their SQLite files and broker folders under var/test, apart from the dev data of `make run`.
 test: install
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest -n $${PYTEST_WORKERS:-2}
+	VAR_DIR=$(CURDIR)/var/test $(PY) -m pytest -n $${PYTEST_WORKERS:-2}
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -195,18 +195,26 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {
     "rewardmodel.tasks.*": {"queue": "gpu"},
+    "curation.tasks.curation_round_run": {"queue": "gpu"},
     "annotation.tasks.code_run*": {"queue": "sandbox"},
 }
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 24 * 3600)
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-claims": {"task": "annotation.tasks.assignment_expire_stale", "schedule": 60.0},
     "reap-stale-training-jobs": {"task": "rewardmodel_maintenance.training_job_reap_stale", "schedule": 60.0},
+    "curation-agreement-sweep": {"task": "curation.tasks.agreement_sweep", "schedule": 300.0},
 }
 
 # Annotation defaults (a project may override its own).
 ANNOTATORS_PER_PAIR = env_int("ANNOTATORS_PER_PAIR", 3)
 CLAIM_TIMEOUT_MINUTES = env_int("CLAIM_TIMEOUT_MINUTES", 30)
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 5000)
+
+# Curation defaults (each project may override its own on the curation settings page).
+CURATION_ALPHA_THRESHOLD = env_float("CURATION_ALPHA_THRESHOLD", 0.85)
+CURATION_RETEST_RATE = env_float("CURATION_RETEST_RATE", 0.05)
+CURATION_GATE_MIN_UNITS = env_int("CURATION_GATE_MIN_UNITS", 20)
+CURATION_AGREEMENT_DEBOUNCE_S = env_float("CURATION_AGREEMENT_DEBOUNCE_S", 5)
 
 MODEL_STORE_DIR = Path(env_str("MODEL_STORE_DIR", str(VAR_DIR / "models")))
 # Base models offered for training besides the packaged MiniLM: "label=/path/to/checkpoint,label2=/path2".

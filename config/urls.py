@@ -12,5 +12,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("annotation.api_urls")),
     path("models/", include("rewardmodel.urls")),
+    path("curation/", include("curation.urls")),
     path("", include("annotation.urls")),
 ]

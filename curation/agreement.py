@@ -7,8 +7,8 @@ call :func:`agreement_report` / :func:`annotator_agreement`.
 How alpha is computed
 ---------------------
 Labels come in as parallel columns ``(unit_id, annotator_id, value)``; a *unit* is a pair.
-They are folded, with vectorised numpy (``np.unique`` + ``np.bincount``, no Python loop per
-label), into a ``units x values`` count matrix -- the ``value_counts`` input of
+They are folded, with vectorised numpy (``np.unique`` / comparisons + ``np.bincount``, no
+Python loop per label), into a ``units x values`` count matrix -- the ``value_counts`` input of
 ``krippendorff.alpha``. Only units with at least two values (pairable units) and only values
 that occur in them are kept: the others contribute nothing to the coincidence matrix, and
 dropping them does not change alpha (for the ordinal metric a value with frequency 0 adds 0
@@ -17,10 +17,10 @@ to every rank distance).
 ``krippendorff.alpha(value_counts=...)`` materialises a ``units x V x V`` float64 tensor.
 That is fine for the small scales (preference V=4, objectivity V=3, controversiality V=3,
 each desired attribute V=2) but not for a 50+ category task taxonomy (333k units x 50 x 50
-x 8 bytes = 6.7 GB per temporary). When ``units * V * V`` exceeds
-``PACKAGE_MAX_CELLS`` the same coincidence matrix is computed as a weighted matrix product
-(``C^T diag(1/(m_u-1)) C - diag(...)``, O(units x V) memory) and alpha is taken from it
-with Krippendorff's formulas. Both paths are checked against each other in the tests.
+x 8 bytes = 6.7 GB per temporary; V=20 already takes ~9 s). When ``units * V * V`` exceeds
+``PACKAGE_MAX_CELLS`` the same coincidence matrix is built from the non-zero cells only
+(O(labels) memory, see :func:`_coincidences_from_entries`) and alpha is taken from it with
+Krippendorff's formulas. Both paths are checked against the package in the tests.
 
 Degenerate cases (documented choice)
 ------------------------------------
@@ -32,11 +32,15 @@ Degenerate cases (documented choice)
 
 Missing values: ``None``, ``""`` and float NaN are missing in every dimension; the
 preference value ``"UNDECIDABLE"`` is missing for the preference dimension.
+
+Desired attributes are a multi-select: each attribute is its own nominal present/absent
+variable. Their columnar form is :class:`AttributeMatrix` (labels x attributes booleans);
+per-label Python lists are accepted too and converted in one pass (the only per-label Python
+loop in this module, inherent to ragged input).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,7 +53,7 @@ import numpy.typing as npt
 Level = Literal["nominal", "ordinal"]
 
 #: Above this many cells in the ``units x V x V`` tensor the package's dense path is
-#: replaced by the equivalent O(units x V) coincidence computation (see module docstring).
+#: replaced by the equivalent O(labels) coincidence computation (see module docstring).
 PACKAGE_MAX_CELLS = 1 << 24
 
 UNDECIDABLE = "UNDECIDABLE"
@@ -83,6 +87,11 @@ DESIRED_ATTRIBUTES = "desired_attributes"
 # --------------------------------------------------------------------------- encoding
 
 
+def _py(value: Any) -> Any:
+    """A numpy scalar as the plain Python value (for error messages and dict keys)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _as_1d(name: str, values: Any) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
@@ -112,36 +121,43 @@ def encode_values(values: Any, dimension: Dimension) -> tuple[np.ndarray, tuple[
     """
     raw = _as_1d(f"{dimension.name} values", values)
     missing = _missing_mask(raw)
-    if raw.size == 0:
-        return np.zeros(0, dtype=np.int64), dimension.domain or ()
-    # One sort over all labels; the per-distinct-value mapping below touches only a few values.
-    as_str = np.where(missing, "", raw).astype(str)
-    distinct, inverse = np.unique(as_str, return_inverse=True)
-    distinct_list = [str(v) for v in distinct]
+    if raw.dtype.kind not in "OUS":  # numbers: compare as text (missing ones are masked already)
+        raw = raw.astype(str)
+    for code in dimension.missing:
+        missing |= raw == code
     if dimension.domain is None:
-        observed = [v for v in distinct_list if v and v not in dimension.missing]
-        domain: tuple[str, ...] = tuple(observed)
-    else:
-        domain = dimension.domain
-    index = {v: i for i, v in enumerate(domain)}
-    lookup = np.empty(len(distinct_list), dtype=np.int64)
-    for j, v in enumerate(distinct_list):
-        if not v or v in dimension.missing:
-            lookup[j] = -1
-        elif v in index:
-            lookup[j] = index[v]
-        else:
-            raise ValueError(
-                f"{dimension.name}: value {v!r} is not one of {list(domain)}"
-                + (f" or {sorted(dimension.missing)}" if dimension.missing else "")
-            )
-    return lookup[inverse.reshape(-1)], domain
+        if raw.size == 0:
+            return np.zeros(0, dtype=np.int64), ()
+        # One sort over all labels; a free set has no other way to learn its values.
+        distinct, inverse = np.unique(np.where(missing, "", raw).astype(str), return_inverse=True)
+        observed = [str(v) for v in distinct]
+        lookup = np.arange(len(observed), dtype=np.int64) - (1 if observed and observed[0] == "" else 0)
+        domain = tuple(v for v in observed if v)
+        return np.where(missing, -1, lookup[inverse.reshape(-1)]), domain
+    # A fixed domain is small: one vectorised comparison per allowed value beats sorting strings.
+    codes = np.full(raw.shape, -1, dtype=np.int64)
+    for j, code in enumerate(dimension.domain):
+        codes[(raw == code) & ~missing] = j
+    unknown = np.flatnonzero((codes < 0) & ~missing)
+    if unknown.size:
+        value = _py(raw[unknown[0]])
+        raise ValueError(
+            f"{dimension.name}: value {value!r} is not one of {list(dimension.domain)}"
+            + (f" or {sorted(dimension.missing)}" if dimension.missing else "")
+        )
+    return codes, dimension.domain
 
 
 def _unit_index(unit_ids: Any) -> tuple[np.ndarray, int]:
+    """Dense unit index 0..n_units-1 (in sorted id order) for every label, and n_units."""
     units = _as_1d("unit_ids", unit_ids)
     if units.size == 0:
         return np.zeros(0, dtype=np.int64), 0
+    if units.dtype.kind in "iu":
+        step = np.diff(units)
+        if (step >= 0).all():  # rows usually come ordered by pair id: O(n), no sort
+            index = np.concatenate([[0], np.cumsum(step != 0)]).astype(np.int64)
+            return index, int(index[-1]) + 1
     distinct, inverse = np.unique(units, return_inverse=True)
     return inverse.reshape(-1).astype(np.int64), int(distinct.size)
 
@@ -171,18 +187,52 @@ def value_counts(unit_ids: Any, values: Any, dimension: Dimension) -> tuple[np.n
 # --------------------------------------------------------------------------- alpha
 
 
-def _coincidences(counts: np.ndarray) -> np.ndarray:
-    """Krippendorff's coincidence matrix o (V x V) from a units x V count matrix.
+def _coincidences_from_entries(unit: np.ndarray, value: np.ndarray, count: np.ndarray, n_values: int) -> np.ndarray:
+    """Krippendorff's coincidence matrix o (V x V) from the non-zero cells of a count matrix.
 
-    o = sum_u (c_u c_u^T - diag(c_u)) / (m_u - 1) over units with m_u >= 2 values, computed
-    as one weighted matrix product (O(units x V) memory, unlike the package's dense tensor).
+    ``unit``/``value``/``count`` list the cells ``counts[unit, value] = count > 0`` sorted by
+    unit, each (unit, value) once. o = sum_u (c_u c_u^T - diag(c_u)) / (m_u - 1) over units
+    with m_u >= 2 values. Cells of one unit are contiguous, so pairs of cells are found by
+    comparing the arrays with themselves shifted by 1, 2, ... (at most "values per unit"
+    shifts). Cost O(cells x values per unit), memory O(cells): no units x V x V tensor.
     """
-    counts = counts.astype(np.float64, copy=False)
-    m = counts.sum(axis=1)
-    w = np.zeros_like(m)
-    np.divide(1.0, m - 1.0, out=w, where=m >= 2)
-    weighted = counts * w[:, None]
-    return weighted.T @ counts - np.diag(weighted.sum(axis=0))
+    count = count.astype(np.float64, copy=False)
+    o = np.zeros((n_values, n_values))
+    if unit.size == 0:
+        return o
+    m = np.bincount(unit, weights=count)
+    w_unit = np.zeros_like(m)
+    np.divide(1.0, m - 1.0, out=w_unit, where=m >= 2)
+    w = w_unit[unit]
+    o[np.diag_indices(n_values)] = np.bincount(value, weights=w * count * (count - 1.0), minlength=n_values)
+    for shift in range(1, unit.size):
+        i = np.flatnonzero(unit[shift:] == unit[:-shift])
+        if i.size == 0:
+            break
+        j = i + shift
+        cross = np.bincount(
+            value[i] * n_values + value[j], weights=w[i] * count[i] * count[j], minlength=n_values * n_values
+        ).reshape(n_values, n_values)
+        o += cross + cross.T
+    return o
+
+
+def _coincidences(counts: np.ndarray) -> np.ndarray:
+    """Coincidence matrix o (V x V) of a dense units x V count matrix (see above)."""
+    unit, value = np.nonzero(counts)  # row-major: sorted by unit
+    return _coincidences_from_entries(unit, value, counts[unit, value], counts.shape[1])
+
+
+def _coincidences_from_labels(unit_idx: np.ndarray, codes: np.ndarray, n_values: int) -> np.ndarray:
+    """Coincidence matrix straight from label columns (codes -1 = missing are skipped)."""
+    keep = codes >= 0
+    key = np.sort(unit_idx[keep] * n_values + codes[keep])
+    if key.size == 0:
+        return np.zeros((n_values, n_values))
+    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    count = np.diff(np.append(starts, key.size))
+    unit, value = np.divmod(key[starts], n_values)
+    return _coincidences_from_entries(unit, value, count, n_values)
 
 
 def _distance_matrix(n_v: np.ndarray, level: Level) -> np.ndarray:
@@ -248,72 +298,114 @@ def alpha_from_value_counts(counts: npt.ArrayLike, level: Level) -> float | None
     return alpha_from_coincidences(_coincidences(c), level)
 
 
+def _alpha_from_labels(
+    unit_idx: np.ndarray, codes: np.ndarray, n_units: int, n_values: int, level: Level
+) -> float | None:
+    if n_units * n_values * n_values <= PACKAGE_MAX_CELLS:
+        return alpha_from_value_counts(_count_matrix(unit_idx, codes, n_units, n_values), level)
+    # Large domain: never materialise the units x V count matrix either.
+    return alpha_from_coincidences(_coincidences_from_labels(unit_idx, codes, n_values), level)
+
+
 def dimension_alpha(unit_ids: Any, values: Any, dimension: Dimension) -> float | None:
     """Krippendorff's alpha of one dimension from parallel ``unit_ids`` / ``values`` columns.
 
     One entry per label (a unit labelled by three annotators appears three times). Missing
-    values are skipped. ``None`` when undefined (see module docstring).
+    values are skipped. ``None`` when undefined (see module docstring). Raises ValueError
+    for mismatched lengths or a value outside a fixed domain (naming it).
     """
-    counts, _ = value_counts(unit_ids, values, dimension)
-    return alpha_from_value_counts(counts, dimension.level)
+    unit_idx, n_units = _unit_index(unit_ids)
+    codes, domain = encode_values(values, dimension)
+    if codes.shape != unit_idx.shape:
+        raise ValueError(f"unit_ids has {unit_idx.size} entries but values has {codes.size}")
+    return _alpha_from_labels(unit_idx, codes, n_units, len(domain), dimension.level)
 
 
-def _flatten_attributes(
-    desired_attributes: Sequence[Iterable[str] | None],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ragged per-label attribute lists -> (answered mask, entry label index, entry attribute)."""
-    n = len(desired_attributes)
-    answered = np.fromiter((a is not None for a in desired_attributes), dtype=bool, count=n)
-    lists: list[Sequence[str]] = []
-    for i, a in enumerate(desired_attributes):
-        if isinstance(a, str):
-            raise ValueError(f"desired_attributes[{i}] must be a list of strings or None, got the string {a!r}")
-        lists.append(() if a is None else list(a))
-    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=n)
-    entries = np.asarray(list(itertools.chain.from_iterable(lists)), dtype=object)
-    entry_label = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    keep = ~_missing_mask(entries)  # a None or "" inside a list is ignored
-    return answered, entry_label[keep], entries[keep]
+@dataclass(frozen=True)
+class AttributeMatrix:
+    """Desired attributes of every label as a dense boolean matrix (the columnar form).
+
+    ``present[i, j]``: label i selected ``names[j]``; ``answered[i]``: label i answered the
+    question at all (``False`` = missing for every attribute; ``None`` = all answered).
+    """
+
+    names: tuple[str, ...]
+    present: np.ndarray
+    answered: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        present = np.asarray(self.present)
+        if present.ndim != 2 or present.shape[1] != len(self.names):
+            raise ValueError(f"present must have shape (n_labels, {len(self.names)}), got {present.shape}")
+        if self.answered is not None and np.asarray(self.answered).shape != (present.shape[0],):
+            raise ValueError(f"answered must have shape ({present.shape[0]},)")
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.present).shape[0])
+
+    @classmethod
+    def from_lists(cls, desired_attributes: Sequence[Iterable[str] | None]) -> AttributeMatrix:
+        """Build from per-label lists (``None`` = unanswered, ``[]`` = none selected).
+
+        One Python pass over the ragged lists is unavoidable for this input; attribute
+        strings are coded through a dict on the way. Duplicates in a list count once; a
+        ``None`` or ``""`` inside a list is ignored. Names are sorted.
+        """
+        n = len(desired_attributes)
+        answered = np.ones(n, dtype=bool)
+        lengths = np.zeros(n, dtype=np.int64)
+        lookup: dict[str, int] = {}
+        codes: list[int] = []
+        for i, labels in enumerate(desired_attributes):
+            if labels is None:
+                answered[i] = False
+                continue
+            if isinstance(labels, str):
+                raise ValueError(
+                    f"desired_attributes[{i}] must be a list of strings or None, got the string {labels!r}"
+                )
+            before = len(codes)
+            codes += [lookup.setdefault(a, len(lookup)) for a in labels if a is not None and a != ""]
+            lengths[i] = len(codes) - before
+        names = [str(a) for a in lookup]
+        order = np.argsort(names, kind="stable")
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[order] = np.arange(len(names))
+        present = np.zeros((n, len(names)), dtype=bool)
+        present[np.repeat(np.arange(n), lengths), rank[np.asarray(codes, dtype=np.int64)]] = True
+        return cls(names=tuple(names[k] for k in order), present=present, answered=answered)
 
 
 def desired_attribute_alphas(
     unit_ids: Any,
-    desired_attributes: Sequence[Iterable[str] | None],
+    desired_attributes: AttributeMatrix | Sequence[Iterable[str] | None],
     attributes: Iterable[str] | None = None,
 ) -> dict[str, float | None]:
     """Alpha per desired attribute, each a nominal present/absent variable.
 
-    ``desired_attributes[i]`` is label i's multi-select list; ``None`` means the annotator
-    did not answer (missing for every attribute), ``[]`` means "none selected" (absent for
-    every attribute). An attribute is scored over the labels that answered: present if it
-    is in the list. ``attributes`` adds attributes to report even if nobody chose them
-    (their alpha is ``None``: one value only); by default the observed attributes are
-    reported. Duplicates inside one list count once. Keys are returned sorted.
+    ``desired_attributes`` is an :class:`AttributeMatrix` or one multi-select list per label
+    (``None`` = unanswered: missing for every attribute; ``[]`` = none selected: absent for
+    every attribute). An attribute is scored over the labels that answered: present if
+    selected. ``attributes`` adds attributes to report even if nobody chose them (their
+    alpha is ``None``: one value only). Returns ``{attribute: alpha or None}`` sorted by name.
     """
     unit_idx, n_units = _unit_index(unit_ids)
-    if len(desired_attributes) != unit_idx.size:
-        raise ValueError(
-            f"unit_ids has {unit_idx.size} entries but desired_attributes has {len(desired_attributes)}"
-        )
-    answered, entry_label, entries = _flatten_attributes(desired_attributes)
-    if entries.size:
-        names, attr_code = np.unique(entries.astype(str), return_inverse=True)
-        attr_code = attr_code.reshape(-1).astype(np.int64)
-    else:
-        names, attr_code = np.array([], dtype=str), np.zeros(0, dtype=np.int64)
-    names_list = [str(x) for x in names]
-    n_attr = len(names_list)
-    # A label may list an attribute twice: count (label, attribute) once.
-    key = np.unique(entry_label * max(n_attr, 1) + attr_code)
-    labels_of_key, attr_of_key = np.divmod(key, max(n_attr, 1))
-    # Only answered labels have entries (None -> no entries), so present <= answered per unit.
-    present = np.bincount(
-        unit_idx[labels_of_key] * n_attr + attr_of_key, minlength=n_units * n_attr
-    ).reshape(n_units, n_attr)
+    matrix = (
+        desired_attributes
+        if isinstance(desired_attributes, AttributeMatrix)
+        else AttributeMatrix.from_lists(desired_attributes)
+    )
+    if len(matrix) != unit_idx.size:
+        raise ValueError(f"unit_ids has {unit_idx.size} entries but desired_attributes has {len(matrix)}")
+    answered = (
+        np.ones(unit_idx.size, dtype=bool) if matrix.answered is None else np.asarray(matrix.answered, dtype=bool)
+    )
+    present = np.asarray(matrix.present, dtype=bool) & answered[:, None]
     answered_per_unit = np.bincount(unit_idx[answered], minlength=n_units)
     report: dict[str, float | None] = {}
-    for j, name in enumerate(names_list):
-        counts = np.stack([answered_per_unit - present[:, j], present[:, j]], axis=1)
+    for j, name in enumerate(matrix.names):
+        present_per_unit = np.bincount(unit_idx[present[:, j]], minlength=n_units)
+        counts = np.stack([answered_per_unit - present_per_unit, present_per_unit], axis=1)
         report[name] = alpha_from_value_counts(counts, "nominal")
     for name in attributes or ():
         report.setdefault(name, None)
@@ -330,8 +422,9 @@ class LabelColumns:
     """All labels as parallel columns, one entry per (unit, annotator) label.
 
     ``unit_ids`` / ``annotator_ids``: hashable scalars of one type (ints or strings).
-    The four dimension columns hold codes or ``None``; ``desired_attributes[i]`` is a list
-    of strings or ``None`` (unanswered). Any column may be ``None`` (dimension not labelled).
+    The four dimension columns hold codes or ``None``; ``desired_attributes`` is an
+    :class:`AttributeMatrix` or one list of strings per label (``None`` = unanswered).
+    Any column may be ``None`` (dimension not labelled).
     """
 
     unit_ids: Any
@@ -340,7 +433,7 @@ class LabelColumns:
     objectivity: Any = None
     task_category: Any = None
     controversiality: Any = None
-    desired_attributes: Sequence[Iterable[str] | None] | None = None
+    desired_attributes: AttributeMatrix | Sequence[Iterable[str] | None] | None = None
 
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, Any]]) -> LabelColumns:
@@ -370,8 +463,8 @@ def _check_one_label_per_annotator(unit_ids: Any, annotator_ids: Any) -> tuple[n
     dup = np.flatnonzero(key[1:] == key[:-1])
     if dup.size:
         u, a = divmod(int(key[dup[0]]), distinct.size)
-        unit = np.unique(np.asarray(unit_ids))[u].item()
-        raise ValueError(f"annotator {distinct[a].item()!r} labelled unit {unit!r} more than once")
+        unit = _py(np.unique(np.asarray(unit_ids))[u])
+        raise ValueError(f"annotator {_py(distinct[a])!r} labelled unit {unit!r} more than once")
     return unit_idx, n_units, ann_idx, distinct
 
 
@@ -395,8 +488,7 @@ def agreement_report(labels: LabelColumns | Iterable[Mapping[str, Any]]) -> dict
         codes, domain = encode_values(column, dim)
         if codes.shape != unit_idx.shape:
             raise ValueError(f"{dim.name} has {codes.size} entries, expected {unit_idx.size}")
-        counts = _count_matrix(unit_idx, codes, n_units, len(domain))
-        report[dim.name] = alpha_from_value_counts(counts, dim.level)
+        report[dim.name] = _alpha_from_labels(unit_idx, codes, n_units, len(domain), dim.level)
     report[DESIRED_ATTRIBUTES] = (
         {} if cols.desired_attributes is None else desired_attribute_alphas(cols.unit_ids, cols.desired_attributes)
     )
@@ -433,9 +525,7 @@ class AnnotatorAgreement:
     alpha_delta: float | None
 
 
-def annotator_agreement(
-    unit_ids: Any, annotator_ids: Any, preferences: Any
-) -> dict[Hashable, AnnotatorAgreement]:
+def annotator_agreement(unit_ids: Any, annotator_ids: Any, preferences: Any) -> dict[Hashable, AnnotatorAgreement]:
     """Per-annotator preference agreement (see :class:`AnnotatorAgreement` for the fields).
 
     Pairwise rates are computed for all annotators at once with bincounts; ``alpha_without``
@@ -480,7 +570,7 @@ def annotator_agreement(
         o_without = o_all - _coincidences(rows) + _coincidences(reduced)
         alpha_without = alpha_from_coincidences(o_without, PREFERENCE.level)
         compared = int(compared_sum[a])
-        annotator_id = annotators[a].item() if hasattr(annotators[a], "item") else annotators[a]
+        annotator_id = _py(annotators[a])
         result[annotator_id] = AnnotatorAgreement(
             annotator_id=annotator_id,
             n_labels=int(n_labels[a]),
@@ -489,9 +579,7 @@ def annotator_agreement(
             agreement_rate=float(agree_sum[a] / compared) if compared else None,
             alpha_all=alpha_all,
             alpha_without=alpha_without,
-            alpha_delta=(
-                None if alpha_all is None or alpha_without is None else alpha_without - alpha_all
-            ),
+            alpha_delta=(None if alpha_all is None or alpha_without is None else alpha_without - alpha_all),
         )
     return result
 

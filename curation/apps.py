@@ -7,3 +7,10 @@ class CurationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "curation"
     verbose_name = "Curation"
+
+    def ready(self) -> None:
+        from annotation.signals import annotation_submitted, pair_completed
+        from curation import receivers
+
+        annotation_submitted.connect(receivers.on_annotation_submitted, dispatch_uid="curation.annotation_submitted")
+        pair_completed.connect(receivers.on_pair_completed, dispatch_uid="curation.pair_completed")

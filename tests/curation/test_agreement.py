@@ -14,6 +14,7 @@ from curation.agreement import (
     OBJECTIVITY,
     PREFERENCE,
     TASK_CATEGORY,
+    AttributeMatrix,
     Dimension,
     LabelColumns,
     agreement_report,
@@ -83,8 +84,8 @@ def test_binary_two_coder_example() -> None:
     # Krippendorff (2011) section A: two observers, ten units, binary values.
     #   units with 0-0: 5 -> o00 = 10; 1-1: 1 -> o11 = 2; mismatches: 4 -> o01 = o10 = 4
     #   n0 = 14, n1 = 6, n = 20: alpha = 1 - 19 * 4 / (14 * 6) = 1 - 76/84 = 0.095
-    a = "0 1 0 0 0 0 0 0 1 0".split()
-    b = "1 1 1 0 0 1 0 0 0 0".split()
+    a = ["0", "1", "0", "0", "0", "0", "0", "0", "1", "0"]
+    b = ["1", "1", "1", "0", "0", "1", "0", "0", "0", "0"]
     dim = Dimension("binary", "nominal", ("0", "1"))
     alpha = dimension_alpha(list(range(10)) * 2, a + b, dim)
     assert alpha == pytest.approx(8 / 84, abs=1e-12)
@@ -174,6 +175,22 @@ def test_large_domain_path_matches_package(level: str, monkeypatch: pytest.Monke
     assert alpha_from_value_counts(counts, level) == pytest.approx(reference, abs=1e-10)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("dim", [NUMBERS, NUMBERS_ORDINAL])
+def test_label_path_for_large_domains_matches_the_package_path(dim: Dimension, monkeypatch: pytest.MonkeyPatch) -> None:
+    units, _, values = _columns(KRIPPENDORFF_2011)
+    expected = dimension_alpha(units, values, dim)
+    monkeypatch.setattr(agreement, "PACKAGE_MAX_CELLS", 0)
+    assert dimension_alpha(units, values, dim) == pytest.approx(expected, abs=1e-12)
+
+
+def test_unit_order_does_not_matter() -> None:
+    units, _, values = _columns(KRIPPENDORFF_2011)
+    order = np.random.default_rng(0).permutation(len(units))
+    shuffled = dimension_alpha(np.asarray(units)[order], np.asarray(values, dtype=object)[order], NUMBERS)
+    as_strings = dimension_alpha([f"pair-{u}" for u in units], values, NUMBERS)
+    assert shuffled == pytest.approx(1 - 312 / 1216) and as_strings == pytest.approx(1 - 312 / 1216)
+
+
 def test_free_nominal_task_category() -> None:
     units = [1, 1, 1, 2, 2, 2, 3, 3]
     cats = ["math", "math", "code", "poetry", "poetry", "poetry", "code", "code"]
@@ -190,10 +207,14 @@ def test_free_nominal_task_category() -> None:
 def test_desired_attributes_are_split_into_binary_variables() -> None:
     units = [1, 1, 2, 2, 3, 3, 4, 4]
     attrs: list[list[str] | None] = [
-        ["accuracy", "safety"], ["accuracy"],
-        ["accuracy"], ["accuracy", "accuracy"],  # duplicate inside a list counts once
-        [], ["safety"],
-        None, ["accuracy"],  # unanswered: unit 4 is unpairable
+        ["accuracy", "safety"],
+        ["accuracy"],
+        ["accuracy"],
+        ["accuracy", "accuracy"],  # duplicate inside a list counts once
+        [],
+        ["safety"],
+        None,
+        ["accuracy"],  # unanswered: unit 4 is unpairable
     ]
     # accuracy: u1 (1,1) u2 (1,1) u3 (0,0) -> perfect agreement with both values present -> 1.0
     # safety:   u1 (1,0) u2 (0,0) u3 (0,1): o00 = 2, o01 = o10 = 2; n0 = 4, n1 = 2, n = 6
@@ -203,6 +224,20 @@ def test_desired_attributes_are_split_into_binary_variables() -> None:
     assert result["safety"] == pytest.approx(-0.25)
     assert result["originality"] is None  # nobody chose it: one value only
     assert list(result) == ["accuracy", "originality", "safety"]
+
+
+def test_desired_attributes_as_a_matrix_give_the_same_alphas() -> None:
+    units = [1, 1, 2, 2, 3, 3, 4, 4]
+    present = np.array([[1, 1], [1, 0], [1, 0], [1, 0], [0, 0], [0, 1], [1, 1], [1, 0]], dtype=bool)
+    answered = np.array([True] * 6 + [False, True])  # label 7 unanswered: its row is ignored
+    result = desired_attribute_alphas(units, AttributeMatrix(("accuracy", "safety"), present, answered))
+    assert result == {"accuracy": pytest.approx(1.0), "safety": pytest.approx(-0.25)}
+    lists = AttributeMatrix.from_lists([["safety", "accuracy"], None, [], ["safety", "safety", ""]])
+    assert lists.names == ("accuracy", "safety")
+    assert lists.present.tolist() == [[True, True], [False, False], [False, False], [False, True]]
+    assert lists.answered is not None and lists.answered.tolist() == [True, False, True, True]
+    with pytest.raises(ValueError, match="shape"):
+        AttributeMatrix(("a",), np.zeros((3, 2), dtype=bool))
 
 
 def test_desired_attributes_reject_a_bare_string() -> None:
@@ -225,7 +260,15 @@ def _records() -> list[dict[str, object]]:
         (3, "bob", "A_SLIGHTLY", "factual", "code", "medium", None),
         (4, "ann", "A_CLEARLY", None, "code", "low", ["safety"]),
     ]
-    keys = ("unit_id", "annotator_id", "preference", "objectivity", "task_category", "controversiality", "desired_attributes")
+    keys = (
+        "unit_id",
+        "annotator_id",
+        "preference",
+        "objectivity",
+        "task_category",
+        "controversiality",
+        "desired_attributes",
+    )
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
@@ -244,8 +287,11 @@ def test_agreement_report_computes_every_dimension() -> None:
 
 
 def test_agreement_report_accepts_columns_and_missing_dimensions() -> None:
-    cols = LabelColumns(unit_ids=np.array([1, 1, 2, 2]), annotator_ids=np.array([10, 11, 10, 11]),
-                        preference=np.array(["A_CLEARLY", "A_CLEARLY", "B_CLEARLY", "B_SLIGHTLY"]))
+    cols = LabelColumns(
+        unit_ids=np.array([1, 1, 2, 2]),
+        annotator_ids=np.array([10, 11, 10, 11]),
+        preference=np.array(["A_CLEARLY", "A_CLEARLY", "B_CLEARLY", "B_SLIGHTLY"]),
+    )
     report = agreement_report(cols)
     assert report["preference"] is not None
     assert report["objectivity"] is None
@@ -269,11 +315,22 @@ def test_annotator_agreement_pairwise_rates_by_hand() -> None:
     # c agrees only with a on u3: 1 of 5
     units = [1, 1, 1, 2, 2, 2, 3, 3, 3]
     anns = ["a", "b", "c"] * 3
-    prefs = ["A_CLEARLY", "A_SLIGHTLY", "B_CLEARLY", "B_SLIGHTLY", "B_CLEARLY", "A_SLIGHTLY",
-             "A_CLEARLY", "UNDECIDABLE", "A_CLEARLY"]
+    prefs = [
+        "A_CLEARLY",
+        "A_SLIGHTLY",
+        "B_CLEARLY",
+        "B_SLIGHTLY",
+        "B_CLEARLY",
+        "A_SLIGHTLY",
+        "A_CLEARLY",
+        "UNDECIDABLE",
+        "A_CLEARLY",
+    ]
     result = annotator_agreement(units, anns, prefs)
     assert {k: (v.n_compared, v.agreement_rate) for k, v in result.items()} == {
-        "a": (5, pytest.approx(0.6)), "b": (4, pytest.approx(0.5)), "c": (5, pytest.approx(0.2)),
+        "a": (5, pytest.approx(0.6)),
+        "b": (4, pytest.approx(0.5)),
+        "c": (5, pytest.approx(0.2)),
     }
     assert result["b"].n_labels == 3 and result["b"].n_decided == 2
     for ann, stats in result.items():

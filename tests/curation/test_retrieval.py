@@ -44,7 +44,9 @@ def test_build_picks_exact_search_for_small_collections(corpus: tuple[np.ndarray
 
 
 @pytest.mark.parametrize("which", ["flat", "hnsw"])
-def test_a_stored_vector_finds_itself_first(which: str, request: pytest.FixtureRequest, corpus: tuple[np.ndarray, np.ndarray]) -> None:
+def test_a_stored_vector_finds_itself_first(
+    which: str, request: pytest.FixtureRequest, corpus: tuple[np.ndarray, np.ndarray]
+) -> None:
     ids, vectors = corpus
     index: VectorIndex = request.getfixturevalue(which)
     result = index.search(vectors[:50], k=5)
@@ -71,7 +73,9 @@ def test_hnsw_recall_against_exact_search(hnsw: VectorIndex, flat: VectorIndex) 
     assert recall_at_k(approx.ids, exact.ids) >= 0.9
 
 
-def test_exclude_ids_never_come_back(hnsw: VectorIndex, flat: VectorIndex, corpus: tuple[np.ndarray, np.ndarray]) -> None:
+def test_exclude_ids_never_come_back(
+    hnsw: VectorIndex, flat: VectorIndex, corpus: tuple[np.ndarray, np.ndarray]
+) -> None:
     ids, vectors = corpus
     for index in (hnsw, flat):
         before = index.search(vectors[:20], k=8)
@@ -88,11 +92,15 @@ def test_fewer_vectors_than_k_pads_with_minus_one() -> None:
     result = index.search(_vectors(2, seed=4), k=5)
     assert (result.ids[:, 3:] == -1).all()
     assert np.isneginf(result.similarities[:, 3:]).all()
-    assert set(result.neighbours(["q1", "q2"])["q1"]) <= {(i, s) for i, s in zip(result.ids[0], result.similarities[0], strict=True)}
+    assert set(result.neighbours(["q1", "q2"])["q1"]) <= {
+        (i, s) for i, s in zip(result.ids[0], result.similarities[0], strict=True)
+    }
     assert [c for c, _ in result.neighbours(["q1", "q2"])["q2"]] == [int(i) for i in result.ids[1, :3]]
 
 
-def test_save_load_roundtrip(tmp_path: Path, hnsw: VectorIndex, flat: VectorIndex, corpus: tuple[np.ndarray, np.ndarray]) -> None:
+def test_save_load_roundtrip(
+    tmp_path: Path, hnsw: VectorIndex, flat: VectorIndex, corpus: tuple[np.ndarray, np.ndarray]
+) -> None:
     _, vectors = corpus
     queries = vectors[100:120]
     hnsw.ef_search = 48
@@ -100,7 +108,12 @@ def test_save_load_roundtrip(tmp_path: Path, hnsw: VectorIndex, flat: VectorInde
         path = tmp_path / name
         index.save(path)
         loaded = VectorIndex.load(path)
-        assert (loaded.kind, loaded.dim, loaded.ntotal, loaded.ef_search) == (index.kind, index.dim, index.ntotal, index.ef_search)
+        assert (loaded.kind, loaded.dim, loaded.ntotal, loaded.ef_search) == (
+            index.kind,
+            index.dim,
+            index.ntotal,
+            index.ef_search,
+        )
         assert (loaded.ids() == index.ids()).all()
         a, b = index.search(queries, k=6), loaded.search(queries, k=6)
         assert (a.ids == b.ids).all() and np.allclose(a.similarities, b.similarities)

@@ -1,0 +1,77 @@
+"""Forms of the curation pages. They validate input; writes happen in :mod:`curation.services`."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+from curation.models import CurationSettings, Dispute, DisputeResolution
+
+STATUS_ALL = "all"
+
+
+class DisputeFilterForm(forms.Form):
+    """The dispute queue's GET parameters."""
+
+    status = forms.ChoiceField(
+        choices=[*Dispute.Status.choices, (STATUS_ALL, "All")], required=False, initial=Dispute.Status.OPEN
+    )
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def status_filter(self) -> str:
+        """The status to filter on ("" for all); open when not given."""
+        status = self.cleaned_data.get("status") or Dispute.Status.OPEN
+        return "" if status == STATUS_ALL else status
+
+
+class ResolveForm(forms.Form):
+    decision = forms.ChoiceField(
+        choices=DisputeResolution.Decision.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose the final label, or discard the pair."},
+    )
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=5000,
+        error_messages={"required": "Write a short note: why this label (or why discard)?"},
+    )
+
+
+class BatchAcceptForm(forms.Form):
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=5000,
+        error_messages={"required": "Say why this batch can be trusted despite its alpha."},
+    )
+
+
+class CurationSettingsForm(forms.ModelForm):
+    class Meta:
+        model = CurationSettings
+        fields = [
+            "alpha_threshold",
+            "gate_min_units",
+            "retest_rate",
+            "dispute_on_undecidable",
+            "split_rule",
+            "dispute_on_high_controversiality",
+            "auto_discard_undecidable",
+        ]
+        widgets = {"split_rule": forms.RadioSelect}
+
+
+def add_service_errors(form: forms.BaseForm, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form (on the field when the form has it)."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            for error in errors:
+                for message in error.messages:
+                    if field in form.fields:
+                        form.add_error(field, message)
+                    elif field == NON_FIELD_ERRORS:
+                        form.add_error(None, message)
+                    else:
+                        form.add_error(None, f"{field.replace('_', ' ')}: {message}")
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)

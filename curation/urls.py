@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from curation import round_views, views
+
+app_name = "curation"
+
+urlpatterns = [
+    path("projects/<int:project_id>/", views.dashboard, name="dashboard"),
+    path("projects/<int:project_id>/batches/<int:gate_id>/accept/", views.batch_accept, name="batch-accept"),
+    path("projects/<int:project_id>/disputes/", views.dispute_list, name="dispute-list"),
+    path("projects/<int:project_id>/disputes/<int:dispute_id>/", views.dispute_review, name="dispute-review"),
+    path("projects/<int:project_id>/settings/", views.settings_edit, name="settings"),
+    path("projects/<int:project_id>/rounds/", round_views.round_list, name="round-list"),
+    path("projects/<int:project_id>/rounds/<int:round_id>/", round_views.round_detail, name="round-detail"),
+    path("projects/<int:project_id>/rounds/<int:round_id>/resume/", round_views.round_resume_view, name="round-resume"),
+    path(
+        "projects/<int:project_id>/datasets/<int:version_id>/<str:part>.jsonl",
+        round_views.dataset_version_download,
+        name="dataset-download",
+    ),
+]
