@@ -104,6 +104,7 @@ def celery_worker(transactional_db: Any) -> Any:
     app.conf.task_default_queue = queues["celery"]
     app.conf.task_routes = {
         "rewardmodel.tasks.*": {"queue": queues["gpu"]},
+        "curation.tasks.curation_round_run": {"queue": queues["gpu"]},
         "annotation.tasks.code_run*": {"queue": queues["sandbox"]},
     }
     try:
