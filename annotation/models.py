@@ -166,7 +166,9 @@ class Pair(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "content_hash"], name="pair_unique_content_per_project"),
-            models.CheckConstraint(condition=Q(n_submitted__lte=models.F("n_claimed")), name="pair_submitted_le_claimed"),
+            models.CheckConstraint(
+                condition=Q(n_submitted__lte=models.F("n_claimed")), name="pair_submitted_le_claimed"
+            ),
         ]
         indexes = [
             # The queue: open pairs of a project, highest priority first.

@@ -352,9 +352,7 @@ def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInp
     with transaction.atomic():
         # Lock the assignment, then its pair, in that order everywhere, so a concurrent expiry or
         # claim cannot change the counters between our check and our update.
-        assignment = (
-            Assignment.objects.select_for_update().filter(pk=assignment_id, annotator=annotator).first()
-        )
+        assignment = Assignment.objects.select_for_update().filter(pk=assignment_id, annotator=annotator).first()
         if assignment is None:
             raise ServiceError("this pair is not assigned to you")
         if assignment.status == Assignment.Status.SUBMITTED:
@@ -367,9 +365,12 @@ def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInp
         n = project.annotators_per_pair
         is_retest = assignment.kind == Assignment.Kind.RETEST
         if assignment.status == Assignment.Status.EXPIRED:
-            if pair.n_claimed >= n or Assignment.objects.filter(
-                project=project, annotator=annotator, status=Assignment.Status.CLAIMED
-            ).exists():
+            if (
+                pair.n_claimed >= n
+                or Assignment.objects.filter(
+                    project=project, annotator=annotator, status=Assignment.Status.CLAIMED
+                ).exists()
+            ):
                 raise ServiceError("your claim on this pair expired and it went to another annotator")
             pair.n_claimed += 1
         now = timezone.now()
@@ -380,7 +381,8 @@ def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInp
             pair.n_submitted += 1
             pair.status = _status_for(pair.n_claimed, pair.n_submitted, n)
             pair.save(update_fields=["n_claimed", "n_submitted", "status"])
-        wall_ms = max(0, int((now - assignment.claimed_at).total_seconds() * 1000))
+        claimed_at = assignment.claimed_at or now  # set for every claimed assignment; offered ones are refused above
+        wall_ms = max(0, int((now - claimed_at).total_seconds() * 1000))
         annotation = Annotation(
             assignment=assignment,
             pair=pair,

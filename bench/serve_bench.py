@@ -130,7 +130,9 @@ def main() -> None:
                     "time_spent_ms": rng.randint(5_000, 60_000),
                 }
                 start = time.perf_counter()
-                submitted = session.post(f"{base}/api/assignments/{item['assignment_id']}/submit/", json=body, timeout=30)
+                submitted = session.post(
+                    f"{base}/api/assignments/{item['assignment_id']}/submit/", json=body, timeout=30
+                )
                 submit_elapsed = (time.perf_counter() - start) * 1000
                 with lock:
                     next_ms.append(elapsed)
@@ -155,8 +157,12 @@ def main() -> None:
     lost = len(set(succeeded) - stored)
     over = Annotation.objects.filter(is_retest=False).values("pair").annotate(n=Count("id")).filter(n__gt=3).count()
     twice = Annotation.objects.values("pair", "annotator").annotate(n=Count("id")).filter(n__gt=1).count()
-    print(f"server: gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL; {args.annotators} annotators, {wall:.0f} s")
-    print(f"next-pair latency: p50 {percentile(next_ms, 0.5):.1f} ms, p95 {percentile(next_ms, 0.95):.1f} ms ({len(next_ms)} requests)")
+    print(
+        f"server: gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL; {args.annotators} annotators, {wall:.0f} s"
+    )
+    print(
+        f"next-pair latency: p50 {percentile(next_ms, 0.5):.1f} ms, p95 {percentile(next_ms, 0.95):.1f} ms ({len(next_ms)} requests)"
+    )
     print(f"submit latency:    p50 {percentile(submit_ms, 0.5):.1f} ms, p95 {percentile(submit_ms, 0.95):.1f} ms")
     print(f"submits/s: {len(succeeded) / wall:.1f}  (mean {statistics.mean(submit_ms) if submit_ms else 0:.1f} ms)")
     print(f"failed requests: {len(failures)} {sorted(set(failures))[:5]}")

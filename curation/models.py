@@ -376,7 +376,9 @@ class DatasetVersion(models.Model):
 
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=200)
-    round = models.ForeignKey("curation.CurationRound", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    round = models.ForeignKey(
+        "curation.CurationRound", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     train_data = models.ForeignKey("rewardmodel.DatasetFile", on_delete=models.PROTECT, related_name="+")
     eval_data = models.ForeignKey(
         "rewardmodel.DatasetFile", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -420,7 +422,9 @@ class CurationRound(models.Model):
     config = models.JSONField(default=dict)
     steps = models.JSONField(default=dict, help_text="{step: {status, progress, detail, started_at, finished_at}}")
     metrics = models.JSONField(default=dict)
-    dataset_version = models.ForeignKey(DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    dataset_version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     training_job = models.ForeignKey(
         "rewardmodel.TrainingJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -447,4 +451,7 @@ class CurationRound(models.Model):
         return self.status in (self.Status.DONE, self.Status.FAILED)
 
     def step_rows(self) -> list[dict]:
-        return [{"key": key, "label": self.STEP_LABELS[key], **self.steps.get(key, {"status": "pending"})} for key in self.STEPS]
+        return [
+            {"key": key, "label": self.STEP_LABELS[key], **self.steps.get(key, {"status": "pending"})}
+            for key in self.STEPS
+        ]

@@ -23,10 +23,18 @@ from rewardmodel.services import base_model_choices
 
 class RoundForm(forms.Form):
     base_model = forms.ChoiceField(choices=())
-    k_max = forms.IntegerField(min_value=1, max_value=64, initial=DEFAULT_ROUND_CONFIG["k_max"],
-                               help_text="Neighbours retrieved for a mispredicted pair (p ≤ 0.5).")
-    gold_val_fraction = forms.FloatField(min_value=0.01, max_value=1.0, initial=DEFAULT_ROUND_CONFIG["gold_val_fraction"],
-                                         help_text="Share of D_gold held out to validate (a fixed hash split).")
+    k_max = forms.IntegerField(
+        min_value=1,
+        max_value=64,
+        initial=DEFAULT_ROUND_CONFIG["k_max"],
+        help_text="Neighbours retrieved for a mispredicted pair (p ≤ 0.5).",
+    )
+    gold_val_fraction = forms.FloatField(
+        min_value=0.01,
+        max_value=1.0,
+        initial=DEFAULT_ROUND_CONFIG["gold_val_fraction"],
+        help_text="Share of D_gold held out to validate (a fixed hash split).",
+    )
     num_epochs = forms.IntegerField(min_value=1, initial=DEFAULT_ROUND_CONFIG["train"]["num_epochs"])
     learning_rate = forms.FloatField(min_value=0, initial=DEFAULT_ROUND_CONFIG["train"]["learning_rate"])
     batch_size = forms.IntegerField(min_value=1, initial=DEFAULT_ROUND_CONFIG["train"]["batch_size"])
@@ -35,7 +43,7 @@ class RoundForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["base_model"].choices = base_model_choices()
+        self.fields["base_model"].choices = base_model_choices()  # type: ignore[attr-defined]
 
     def round_config(self) -> dict[str, Any]:
         d = self.cleaned_data
@@ -53,7 +61,11 @@ def _require_admin(user: Any) -> None:
 
 
 def _get_round(project: Project, round_id: int) -> CurationRound:
-    round_ = CurationRound.objects.filter(project=project, pk=round_id).select_related("model_version", "training_job", "dataset_version").first()
+    round_ = (
+        CurationRound.objects.filter(project=project, pk=round_id)
+        .select_related("model_version", "training_job", "dataset_version")
+        .first()
+    )
     if round_ is None:
         raise Http404("No such round.")
     return round_
@@ -75,9 +87,17 @@ def round_list(request: HtmxHttpRequest, project: Project) -> HttpResponse:
                 return redirect("curation:round-detail", project_id=project.pk, round_id=round_.pk)
     rounds = list(CurationRound.objects.filter(project=project).select_related("model_version"))
     versions = DatasetVersion.objects.filter(project=project).select_related("train_data", "eval_data")[:20]
-    return render(request, "curation/round_list.html", {
-        "project": project, "form": form, "rounds": rounds, "versions": versions, "can_start": is_admin(request.user),
-    })
+    return render(
+        request,
+        "curation/round_list.html",
+        {
+            "project": project,
+            "form": form,
+            "rounds": rounds,
+            "versions": versions,
+            "can_start": is_admin(request.user),
+        },
+    )
 
 
 @lead_view
@@ -104,11 +124,15 @@ def round_resume_view(request: HtmxHttpRequest, project: Project, round_id: int)
 
 
 @lead_view
-def dataset_version_download(request: HtmxHttpRequest, project: Project, version_id: int, part: str) -> HttpResponse:
+def dataset_version_download(request: HtmxHttpRequest, project: Project, version_id: int, part: str) -> FileResponse:
     """The frozen training (D_silver) or validation (D_gold) file of a dataset version, as JSON Lines."""
-    version = DatasetVersion.objects.filter(project=project, pk=version_id).select_related("train_data", "eval_data").first()
+    version = (
+        DatasetVersion.objects.filter(project=project, pk=version_id).select_related("train_data", "eval_data").first()
+    )
     data = None if version is None else {"train": version.train_data, "gold": version.eval_data}.get(part)
-    if data is None:
+    if version is None or data is None:
         raise Http404("No such file.")
     filename = f"{project.name}-{version.name}-{part}.jsonl".replace(" ", "-")
-    return FileResponse(Path(data.path).open("rb"), as_attachment=True, filename=filename, content_type="application/x-ndjson")
+    return FileResponse(
+        Path(data.path).open("rb"), as_attachment=True, filename=filename, content_type="application/x-ndjson"
+    )

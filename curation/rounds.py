@@ -26,7 +26,7 @@ import json
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,9 @@ def round_config(overrides: dict[str, Any] | None) -> dict[str, Any]:
     return config
 
 
-def round_create(*, project: Project, created_by: Any = None, config: dict[str, Any] | None = None, enqueue: bool = True) -> CurationRound:
+def round_create(
+    *, project: Project, created_by: Any = None, config: dict[str, Any] | None = None, enqueue: bool = True
+) -> CurationRound:
     """Create round n+1 of a project and queue it on the gpu worker. One unfinished round at a time."""
     cfg = round_config(config)
     with transaction.atomic():
@@ -124,7 +126,9 @@ def _majority_attributes(pair_ids: list[int]) -> dict[int, dict[str, Any]]:
     for pair_id, task, objectivity, controversiality in Annotation.objects.filter(
         pair_id__in=pair_ids, is_retest=False
     ).values_list("pair_id", "task_category", "objectivity", "controversiality"):
-        counters = rows.setdefault(pair_id, {"task category": Counter(), "objectivity": Counter(), "controversiality": Counter()})
+        counters = rows.setdefault(
+            pair_id, {"task category": Counter(), "objectivity": Counter(), "controversiality": Counter()}
+        )
         counters["task category"][task] += 1
         counters["objectivity"][objectivity] += 1
         counters["controversiality"][controversiality] += 1
@@ -169,7 +173,12 @@ def _excluded_pair_ids(project: Project) -> set[int]:
 
 
 def dataset_version_freeze(
-    *, project: Project, name: str, gold_val_fraction: float, round_: CurationRound | None = None, created_by: Any = None
+    *,
+    project: Project,
+    name: str,
+    gold_val_fraction: float,
+    round_: CurationRound | None = None,
+    created_by: Any = None,
 ) -> DatasetVersion:
     """Write the D_silver training file and the D_gold validation file, register both, and record counts."""
     verified = _verified(project)
@@ -207,7 +216,10 @@ def dataset_version_freeze(
         round=round_,
         train_data=train_file,
         eval_data=eval_file,
-        filters={"silver": "unverified pairs with a source label, not disputed", "gold_val_fraction": gold_val_fraction},
+        filters={
+            "silver": "unverified pairs with a source label, not disputed",
+            "gold_val_fraction": gold_val_fraction,
+        },
         counts=dict(counts),
         created_by=created_by,
     )
@@ -254,7 +266,9 @@ def round_run(*, round_id: int) -> CurationRound | None:
             logger.exception("round %s failed in step %s", round_id, key)
             _step(round_id, key, status="failed", detail=f"{type(exc).__name__}: {exc}")
             CurationRound.objects.filter(pk=round_id).update(
-                status=CurationRound.Status.FAILED, error=f"{key}: {type(exc).__name__}: {exc}", finished_at=timezone.now()
+                status=CurationRound.Status.FAILED,
+                error=f"{key}: {type(exc).__name__}: {exc}",
+                finished_at=timezone.now(),
             )
             return CurationRound.objects.get(pk=round_id)
         _step(round_id, key, status="done", progress=1.0, detail=detail, finished_at=timezone.now().isoformat())
@@ -402,7 +416,7 @@ def _step_retrieve(round_: CurationRound) -> str:
     scores = dict(PairScore.objects.filter(model_version=round_.model_version).values_list("pair_id", "p"))
     verified = [(pid, float(p)) for pid, p in scores.items() if p is not None]
     wanted = [(pid, p) for pid, p in verified if neighbours_for_probability(p, k_max) > 0]
-    neighbours: dict[int, list[tuple[int, float]]] = {}
+    neighbours: dict[Hashable, Sequence[tuple[Hashable, float]]] = {}
     if len(index) and wanted:
         embedder = Embedder(batch_size=int(round_.config["embed_batch_size"]))
         attributes = _majority_attributes([pid for pid, _ in wanted])
@@ -417,8 +431,12 @@ def _step_retrieve(round_: CurationRound) -> str:
     path = _round_dir(round_) / "retrieved.jsonl"
     with path.open("w", encoding="utf-8") as out:
         for candidate in plan:
-            out.write(json.dumps({"pair_id": int(candidate.candidate_id), "priority": candidate.priority,
-                                  "sources": [int(s) for s in candidate.source_pair_ids]}) + "\n")
+            row = {
+                "pair_id": candidate.candidate_id,
+                "priority": candidate.priority,
+                "sources": list(candidate.source_pair_ids),
+            }
+            out.write(json.dumps(row, default=int) + "\n")
     _metrics(round_.pk, n_retrieved=len(plan))
     return f"{len(plan)} distinct pairs retrieved around {len(wanted)} verified pairs (k_max {k_max})"
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -32,7 +32,7 @@ from curation.forms import BatchAcceptForm, CurationSettingsForm, DisputeFilterF
 from curation.models import BatchGate, Dispute, DisputeResolution
 from curation.services import batch_gate_accept, curation_settings_update, dispute_resolve
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -63,7 +63,7 @@ def lead_view(view: View) -> View:
     """Login required; resolves ``project_id`` to a Project the user may review."""
 
     @functools.wraps(view)
-    def wrapper(request: HtmxHttpRequest, project_id: int, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HtmxHttpRequest, project_id: int, *args: Any, **kwargs: Any) -> HttpResponseBase:
         project = _get_project_for_lead(request.user, project_id)
         return view(request, project, *args, **kwargs)
 

@@ -10,10 +10,16 @@ from rewardmodel.services import base_model_choices
 
 class TrainingJobForm(forms.Form):
     name = forms.CharField(max_length=200, initial="reward-model")
-    scope = forms.CharField(max_length=100, required=False, help_text="Optional, e.g. project:1 (gold/current best are per scope).")
-    train_data = forms.ModelChoiceField(queryset=DatasetFile.objects.all(), required=False, help_text="A registered data file or version.")
+    scope = forms.CharField(
+        max_length=100, required=False, help_text="Optional, e.g. project:1 (gold/current best are per scope)."
+    )
+    train_data = forms.ModelChoiceField(
+        queryset=DatasetFile.objects.all(), required=False, help_text="A registered data file or version."
+    )
     train_upload = forms.FileField(required=False, help_text="…or upload a JSONL file (prompt, chosen, rejected).")
-    eval_data = forms.ModelChoiceField(queryset=DatasetFile.objects.all(), required=False, help_text="D_gold: picks the best checkpoint.")
+    eval_data = forms.ModelChoiceField(
+        queryset=DatasetFile.objects.all(), required=False, help_text="D_gold: picks the best checkpoint."
+    )
     eval_upload = forms.FileField(required=False)
     base_model = forms.ChoiceField(choices=())
     learning_rate = forms.FloatField(initial=2e-5, min_value=0)
@@ -46,10 +52,10 @@ class TrainingJobForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["base_model"].choices = base_model_choices()
+        self.fields["base_model"].choices = base_model_choices()  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if not data.get("train_data") and not data.get("train_upload"):
             self.add_error("train_data", "choose a data file or upload one")
         return data
@@ -59,15 +65,17 @@ class TrainingJobForm(forms.Form):
 
 
 class EvaluateForm(forms.Form):
-    data = forms.ModelChoiceField(queryset=DatasetFile.objects.all(), required=False)
+    dataset = forms.ModelChoiceField(queryset=DatasetFile.objects.all(), required=False, label="Data file")
     upload = forms.FileField(required=False, help_text="RewardBench format: prompt, chosen, rejected, subset.")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if not data.get("data") and not data.get("upload"):
+        data = super().clean() or {}
+        if not data.get("dataset") and not data.get("upload"):
             self.add_error("upload", "choose a data file or upload one")
         return data
 
 
 class PromoteForm(forms.Form):
-    role = forms.ChoiceField(choices=[(ModelVersion.Role.GOLD, "gold"), (ModelVersion.Role.CURRENT_BEST, "current best")])
+    role = forms.ChoiceField(
+        choices=[(ModelVersion.Role.GOLD, "gold"), (ModelVersion.Role.CURRENT_BEST, "current best")]
+    )

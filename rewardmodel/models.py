@@ -54,7 +54,9 @@ class ModelVersion(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["scope"], condition=Q(is_gold=True), name="modelversion_one_gold_per_scope"),
+            models.UniqueConstraint(
+                fields=["scope"], condition=Q(is_gold=True), name="modelversion_one_gold_per_scope"
+            ),
             models.UniqueConstraint(
                 fields=["scope"], condition=Q(is_current_best=True), name="modelversion_one_current_best_per_scope"
             ),

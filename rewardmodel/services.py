@@ -12,6 +12,7 @@ import logging
 import shutil
 import socket
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,9 @@ def dataset_file_register(
     return dataset
 
 
-def dataset_file_from_records(*, records: Iterable[dict[str, Any]], name: str, scope: str = "", ref: str = "") -> DatasetFile:
+def dataset_file_from_records(
+    *, records: Iterable[dict[str, Any]], name: str, scope: str = "", ref: str = ""
+) -> DatasetFile:
     """Write records to the model store as JSONL and register them."""
     store = Path(settings.MODEL_STORE_DIR) / "datasets"
     store.mkdir(parents=True, exist_ok=True)
@@ -152,7 +155,9 @@ def training_job_create(
     """
     allowed = {value for value, _label in base_model_choices()}
     if any_base_model and base_model not in allowed and not (Path(base_model) / "config.json").exists():
-        raise ValidationError({"base_model": f"{base_model} is not a Hugging Face checkpoint directory (no config.json)"})
+        raise ValidationError(
+            {"base_model": f"{base_model} is not a Hugging Face checkpoint directory (no config.json)"}
+        )
     if not any_base_model and base_model not in allowed:
         raise ValidationError({"base_model": f"{base_model!r} is not one of the configured base models"})
     cfg = dict(config or {})
@@ -278,15 +283,17 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
         )
         _append_log(job_id, f"failed: {type(exc).__name__}: {exc}")
         return TrainingJob.objects.get(pk=job_id)
-    metrics = json_safe({
-        "eval": result.final_eval or {},
-        "best_eval_accuracy": result.best_eval_accuracy,
-        "best_step": result.best_step,
-        "global_step": result.global_step,
-        "train_seconds": round(result.train_seconds, 2),
-        "last": result.last_metrics,
-        "eval_history": result.eval_history,
-    })
+    metrics = json_safe(
+        {
+            "eval": result.final_eval or {},
+            "best_eval_accuracy": result.best_eval_accuracy,
+            "best_step": result.best_step,
+            "global_step": result.global_step,
+            "train_seconds": round(result.train_seconds, 2),
+            "last": result.last_metrics,
+            "eval_history": result.eval_history,
+        }
+    )
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().get(pk=job_id)
         version = ModelVersion.objects.create(
@@ -350,7 +357,7 @@ def training_job_reap_stale(*, stale_after_s: int | None = None) -> int:
     A worker killed mid-job cannot update its row; without this the job would read "running" forever.
     """
     limit = stale_after_s if stale_after_s is not None else settings.RM_HEARTBEAT_TIMEOUT_S
-    cutoff = timezone.now() - timezone.timedelta(seconds=limit)
+    cutoff = timezone.now() - timedelta(seconds=limit)
     stale = TrainingJob.objects.filter(status=TrainingJob.Status.RUNNING, heartbeat_at__lt=cutoff)
     count = stale.update(
         status=TrainingJob.Status.FAILED,
@@ -366,13 +373,15 @@ def training_job_reap_stale(*, stale_after_s: int | None = None) -> int:
 
 def model_version_promote(*, version: ModelVersion, role: str) -> ModelVersion:
     """Make ``version`` the gold or current-best model of its scope (the previous holder loses the role)."""
-    field = {ModelVersion.Role.GOLD: "is_gold", ModelVersion.Role.CURRENT_BEST: "is_current_best"}.get(role)
+    field = {ModelVersion.Role.GOLD.value: "is_gold", ModelVersion.Role.CURRENT_BEST.value: "is_current_best"}.get(role)
     if field is None:
         raise ValidationError({"role": f"unknown role {role!r}; use gold or current_best"})
     with transaction.atomic():
         # Lock the scope's holders so two promotions cannot both win the unique role.
         list(ModelVersion.objects.select_for_update().filter(scope=version.scope, **{field: True}))
-        ModelVersion.objects.filter(scope=version.scope, **{field: True}).exclude(pk=version.pk).update(**{field: False})
+        ModelVersion.objects.filter(scope=version.scope, **{field: True}).exclude(pk=version.pk).update(
+            **{field: False}
+        )
         ModelVersion.objects.filter(pk=version.pk).update(**{field: True})
     version.refresh_from_db()
     return version
@@ -394,7 +403,9 @@ def model_version_register(
     """Register an existing save_pretrained directory (e.g. a model trained elsewhere)."""
     if not (Path(path) / "config.json").exists():
         raise ValidationError({"path": f"{path} is not a Hugging Face checkpoint directory (no config.json)"})
-    version = ModelVersion(name=name, path=str(path), base_model=base_model or str(path), scope=scope, metrics=metrics or {})
+    version = ModelVersion(
+        name=name, path=str(path), base_model=base_model or str(path), scope=scope, metrics=metrics or {}
+    )
     version.full_clean()
     version.save()
     return version

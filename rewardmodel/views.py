@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
+from django_htmx.middleware import HtmxDetails
 
 from rewardmodel.charts import curve_chart
 from rewardmodel.forms import EvaluateForm, PromoteForm, TrainingJobForm
@@ -30,6 +31,10 @@ from rewardmodel.services import (
     training_job_create,
     training_job_resume,
 )
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 def staff_required(view: Any) -> Any:
@@ -55,7 +60,9 @@ def _register_upload(upload: Any, user: Any) -> DatasetFile:
 
 
 def _errors_of(exc: ValidationError) -> list[str]:
-    return [f"{k}: {m}" for k, ms in exc.message_dict.items() for m in ms] if hasattr(exc, "error_dict") else exc.messages
+    return (
+        [f"{k}: {m}" for k, ms in exc.message_dict.items() for m in ms] if hasattr(exc, "error_dict") else exc.messages
+    )
 
 
 @staff_required
@@ -73,7 +80,9 @@ def job_create(request: HttpRequest) -> HttpResponse:
         try:
             data = form.cleaned_data
             train = data["train_data"] or _register_upload(data["train_upload"], request.user)
-            gold = data["eval_data"] or (_register_upload(data["eval_upload"], request.user) if data["eval_upload"] else None)
+            gold = data["eval_data"] or (
+                _register_upload(data["eval_upload"], request.user) if data["eval_upload"] else None
+            )
             job = training_job_create(
                 name=data["name"],
                 scope=data["scope"],
@@ -101,7 +110,7 @@ def _job_context(job: TrainingJob) -> dict[str, Any]:
 
 
 @staff_required
-def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(TrainingJob.objects.select_related("train_data", "eval_data", "model_version"), pk=job_id)
     context = _job_context(job)
     if request.htmx:
@@ -140,7 +149,7 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
     form = EvaluateForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            data = form.cleaned_data["data"] or _register_upload(form.cleaned_data["upload"], request.user)
+            data = form.cleaned_data["dataset"] or _register_upload(form.cleaned_data["upload"], request.user)
             run = evaluation_create(version=version, data=data, created_by=request.user)
         except ValidationError as exc:
             for error in _errors_of(exc):
@@ -171,7 +180,7 @@ def version_promote(request: HttpRequest, version_id: int) -> HttpResponse:
 
 
 @staff_required
-def evaluation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+def evaluation_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(EvaluationRun.objects.select_related("model_version", "data"), pk=run_id)
     per_subset = sorted((run.metrics.get("per_subset") or {}).items())
     context = {"run": run, "per_subset": per_subset}

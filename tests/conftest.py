@@ -59,7 +59,10 @@ def users(db: Any) -> dict[str, Any]:
         "lena": [Role.LEAD],
         "adam": [Role.ADMIN],
     }
-    return {name: user_create(username=name, password=PASSWORD, roles=[r.value for r in roles]) for name, roles in spec.items()}
+    return {
+        name: user_create(username=name, password=PASSWORD, roles=[r.value for r in roles])
+        for name, roles in spec.items()
+    }
 
 
 @pytest.fixture
@@ -109,7 +112,12 @@ def celery_worker(transactional_db: Any) -> Any:
     }
     try:
         with start_worker(
-            app, pool="threads", concurrency=2, perform_ping_check=False, queues=list(queues.values()), shutdown_timeout=60
+            app,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            queues=list(queues.values()),
+            shutdown_timeout=60,
         ):
             yield app
     finally:
@@ -127,3 +135,29 @@ def wait_for(predicate: Any, timeout: float = 180.0, interval: float = 0.2) -> A
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout:.0f}s")
+
+
+# --- tiny reward models (built in-process, nothing downloaded) ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def rm_records() -> list[dict[str, Any]]:
+    """48 synthetic hh-form pairs with a learnable signal (polite chosen, rude rejected)."""
+    from tests.rewardmodel.ml.conftest import make_records
+
+    return make_records(48, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, rm_records: list[dict[str, Any]]) -> Path:
+    from rewardmodel.ml.backbones import build_tiny_bert
+    from tests.rewardmodel.ml.conftest import corpus
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), corpus(rm_records))
+
+
+@pytest.fixture
+def tiny_base(settings: Any, tiny_model_dir: Path) -> str:
+    """Register the tiny model as a configured base model and return its value for forms/services."""
+    settings.RM_BASE_MODELS = [f"tiny={tiny_model_dir}"]
+    return str(tiny_model_dir)

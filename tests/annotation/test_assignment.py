@@ -252,7 +252,9 @@ def test_expired_retest_goes_back_to_its_annotator(project: Any, users: dict[str
     assert pair.n_claimed == 0
 
 
-def test_completion_is_announced_after_commit(project: Any, users: dict[str, Any], django_capture_on_commit_callbacks: Any) -> None:
+def test_completion_is_announced_after_commit(
+    project: Any, users: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
     from annotation.signals import annotation_submitted, pair_completed
 
     seen: list[tuple[str, int]] = []

@@ -37,7 +37,9 @@ def label_pair(project: Any, users: dict[str, Any], prefs: dict[str, str], **att
         annotation_submit(assignment_id=assignment.pk, annotator=users[name], data=label(preference, **attrs))
 
 
-def test_export_uses_the_majority_and_skips_incomplete_and_tied(project: Any, users: dict[str, Any], tmp_path: Path) -> None:
+def test_export_uses_the_majority_and_skips_incomplete_and_tied(
+    project: Any, users: dict[str, Any], tmp_path: Path
+) -> None:
     flipped, tied, partial = PairFactory.create_batch(3, project=project)
     label_pair(project, users, {"alice": "B_CLEARLY", "bob": "B_SLIGHTLY", "carol": "A_SLIGHTLY"})
     label_pair(project, users, {"alice": "A_CLEARLY", "bob": "B_CLEARLY", "carol": "UNDECIDABLE"})

@@ -71,7 +71,11 @@ def test_same_pair_in_either_order_has_one_hash() -> None:
         (line(prompt=[{"role": "robot", "content": "x"}]), "prompt[0].role", "must be one of"),
         (line(rejected="4"), "rejected", "identical"),
         (line(metadata=[1]), "metadata", "must be an object"),
-        (json.dumps({"prompt": "Hi", "chosen": "a", "rejected": "b", "response_a": "c", "response_b": "d"}), "", "not both"),
+        (
+            json.dumps({"prompt": "Hi", "chosen": "a", "rejected": "b", "response_a": "c", "response_b": "d"}),
+            "",
+            "not both",
+        ),
     ],
 )
 def test_each_bad_record_names_its_field(text: str, field: str, message: str) -> None:

@@ -19,20 +19,25 @@ from curation.models import CurationRound, DatasetVersion, Dispute, PairScore, V
 from curation.rounds import in_validation_split, round_config, round_create, round_resume, round_run
 from curation.sampling import neighbours_for_probability
 from tests.conftest import PASSWORD, wait_for
-from tests.rewardmodel.conftest import jsonl, rm_records, tiny_base, tiny_model_dir  # noqa: F401
+from tests.rewardmodel.conftest import jsonl
 
 N_VERIFIED = 14
 
 
 @pytest.fixture
-def round_project(project: Any, tmp_path: Path, rm_records: list[dict[str, Any]]) -> Any:  # noqa: F811
+def round_project(project: Any, tmp_path: Path, rm_records: list[dict[str, Any]]) -> Any:
     """48 imported pairs; 14 verified (some against the source label), one disputed."""
     import_file(project=project, path=jsonl(tmp_path / "pairs.jsonl", rm_records))
     pairs = list(Pair.objects.filter(project=project).order_by("pk"))
     for i, pair in enumerate(pairs[:N_VERIFIED]):
         VerifiedPair.objects.create(
-            pair=pair, project=project, batch_key=f"import:{pair.batch_id}", side="A" if i % 4 else "B",
-            strength="clearly", via="majority", verified_at=timezone.now(),
+            pair=pair,
+            project=project,
+            batch_key=f"import:{pair.batch_id}",
+            side="A" if i % 4 else "B",
+            strength="clearly",
+            via="majority",
+            verified_at=timezone.now(),
         )
     Dispute.objects.create(pair=pairs[N_VERIFIED], project=project, batch_key="import:1", reason="no_majority")
     return project
@@ -49,14 +54,17 @@ def test_validation_split_is_stable_and_about_the_fraction() -> None:
     assert all(in_validation_split(i, 1.0) for i in range(100))
 
 
-@pytest.mark.parametrize(("overrides", "field"), [({"k_max": 0}, "k_max"), ({"gold_val_fraction": 0}, "gold_val_fraction"), ({"colour": 1}, "colour")])
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [({"k_max": 0}, "k_max"), ({"gold_val_fraction": 0}, "gold_val_fraction"), ({"colour": 1}, "colour")],
+)
 def test_bad_round_settings_name_the_field(overrides: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:
         round_config(overrides)
     assert field in info.value.message_dict
 
 
-def test_a_whole_round_scores_retrieves_and_queues(round_project: Any, tiny_base: str, users: dict[str, Any]) -> None:  # noqa: F811
+def test_a_whole_round_scores_retrieves_and_queues(round_project: Any, tiny_base: str, users: dict[str, Any]) -> None:
     project = round_project
     round_ = round_create(project=project, config=small_config(tiny_base), enqueue=False)
     done = round_run(round_id=round_.pk)
@@ -92,10 +100,12 @@ def test_a_whole_round_scores_retrieves_and_queues(round_project: Any, tiny_base
     second = round_create(project=project, config=small_config(tiny_base), enqueue=False)
     second = round_run(round_id=second.pk)
     assert second.metrics["previous_gold_accuracy"] == done.metrics["gold_accuracy"]
-    assert second.metrics["accuracy_delta"] == pytest.approx(second.metrics["gold_accuracy"] - done.metrics["gold_accuracy"])
+    assert second.metrics["accuracy_delta"] == pytest.approx(
+        second.metrics["gold_accuracy"] - done.metrics["gold_accuracy"]
+    )
 
 
-def test_a_failed_round_resumes_without_redoing_finished_steps(round_project: Any, tiny_base: str) -> None:  # noqa: F811
+def test_a_failed_round_resumes_without_redoing_finished_steps(round_project: Any, tiny_base: str) -> None:
     round_ = round_create(project=round_project, config=small_config(tiny_base), enqueue=False)
     with mock.patch.object(rounds, "_step_embed", side_effect=RuntimeError("disk full")):
         failed = round_run(round_id=round_.pk)
@@ -109,21 +119,27 @@ def test_a_failed_round_resumes_without_redoing_finished_steps(round_project: An
     assert DatasetVersion.objects.filter(round=done).count() == 1
 
 
-def test_round_without_training_data_fails_with_a_clear_message(project: Any, tiny_base: str) -> None:  # noqa: F811
+def test_round_without_training_data_fails_with_a_clear_message(project: Any, tiny_base: str) -> None:
     round_ = round_create(project=project, config=small_config(tiny_base), enqueue=False)
     failed = round_run(round_id=round_.pk)
     assert failed.status == CurationRound.Status.FAILED and "no training data" in failed.error
 
 
 @pytest.mark.worker
-def test_round_runs_on_the_gpu_queue_worker(celery_worker: Any, round_project: Any, tiny_base: str) -> None:  # noqa: F811
+def test_round_runs_on_the_gpu_queue_worker(celery_worker: Any, round_project: Any, tiny_base: str) -> None:
     round_ = round_create(project=round_project, config=small_config(tiny_base))
-    done = wait_for(lambda: CurationRound.objects.filter(pk=round_.pk, status__in=["done", "failed"]).first(), timeout=300)
+    done = wait_for(
+        lambda: CurationRound.objects.filter(pk=round_.pk, status__in=["done", "failed"]).first(), timeout=300
+    )
     assert done.status == CurationRound.Status.DONE, done.error
 
 
 def test_round_pages_admins_start_leads_watch(
-    client: Any, round_project: Any, tiny_base: str, users: dict[str, Any], django_capture_on_commit_callbacks: Any  # noqa: F811
+    client: Any,
+    round_project: Any,
+    tiny_base: str,
+    users: dict[str, Any],
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     url = reverse("curation:round-list", args=[round_project.pk])
     client.login(username="alice", password=PASSWORD)
@@ -132,9 +148,20 @@ def test_round_pages_admins_start_leads_watch(
     assert client.get(url).status_code == 200
     assert client.post(url, {"base_model": tiny_base}).status_code == 403
     client.login(username="adam", password=PASSWORD)
-    form = {"base_model": tiny_base, "k_max": 8, "gold_val_fraction": 0.5, "num_epochs": 1, "learning_rate": 1e-4,
-            "batch_size": 4, "max_length": 64, "max_steps": 4}
-    with mock.patch("curation.tasks.curation_round_run_task.delay") as delay, django_capture_on_commit_callbacks(execute=True):
+    form = {
+        "base_model": tiny_base,
+        "k_max": 8,
+        "gold_val_fraction": 0.5,
+        "num_epochs": 1,
+        "learning_rate": 1e-4,
+        "batch_size": 4,
+        "max_length": 64,
+        "max_steps": 4,
+    }
+    with (
+        mock.patch("curation.tasks.curation_round_run_task.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         response = client.post(url, form)
     round_ = CurationRound.objects.get()
     delay.assert_called_once_with(round_id=round_.pk)

@@ -19,8 +19,22 @@ def test_train_score_and_eval_from_the_command_line(
     gold = jsonl(tmp_path / "gold.jsonl", rm_records[32:])
     out = StringIO()
     call_command(
-        "train_rm", "--data", str(train), "--eval", str(gold), "--base", str(tiny_model_dir), "--name", "cli",
-        "--max-steps", "4", "--batch-size", "4", "--max-length", "64", stdout=out,
+        "train_rm",
+        "--data",
+        str(train),
+        "--eval",
+        str(gold),
+        "--base",
+        str(tiny_model_dir),
+        "--name",
+        "cli",
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "64",
+        stdout=out,
     )
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
     version = ModelVersion.objects.get(name=summary["model"])
@@ -48,11 +62,21 @@ def test_command_errors_name_what_is_wrong(db: Any, tmp_path: Path, tiny_model_d
     with pytest.raises(CommandError, match="no checkpoint directory"):
         call_command("eval_rm", "--model", "nope", "--data", str(_good(tmp_path)))
     with pytest.raises(CommandError, match="no such file"):
-        call_command("score_pairs", "--model", str(tiny_model_dir), "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o"))
+        call_command(
+            "score_pairs",
+            "--model",
+            str(tiny_model_dir),
+            "--data",
+            str(tmp_path / "missing.jsonl"),
+            "--out",
+            str(tmp_path / "o"),
+        )
     with pytest.raises(CommandError, match="not a Hugging Face checkpoint"):
         call_command("train_rm", "--data", str(_good(tmp_path)), "--base", str(tmp_path))
     assert TrainingJob.objects.count() == 0
 
 
 def _good(tmp_path: Path) -> Path:
-    return jsonl(tmp_path / "good.jsonl", [{"prompt": "\n\nHuman: hi\n\nAssistant:", "chosen": "hello", "rejected": "go away"}])
+    return jsonl(
+        tmp_path / "good.jsonl", [{"prompt": "\n\nHuman: hi\n\nAssistant:", "chosen": "hello", "rejected": "go away"}]
+    )

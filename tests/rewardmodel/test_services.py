@@ -21,7 +21,14 @@ from rewardmodel.services import (
 )
 from tests.rewardmodel.conftest import jsonl
 
-TINY_CONFIG = {"max_steps": 6, "batch_size": 4, "learning_rate": 5e-4, "max_length": 64, "eval_every": 3, "save_every": 2}
+TINY_CONFIG = {
+    "max_steps": 6,
+    "batch_size": 4,
+    "learning_rate": 5e-4,
+    "max_length": 64,
+    "eval_every": 3,
+    "save_every": 2,
+}
 
 
 @pytest.fixture
@@ -59,14 +66,18 @@ def test_unknown_base_model_and_bad_config_are_refused(datasets: tuple[Any, Any]
     with pytest.raises(ValidationError, match="base_model"):
         training_job_create(name="x", train_data=train, base_model="/somewhere/else", enqueue=False)
     with pytest.raises(ValidationError) as info:
-        training_job_create(name="x", train_data=train, base_model=tiny_base, config={"learning_rate": -1}, enqueue=False)
+        training_job_create(
+            name="x", train_data=train, base_model=tiny_base, config={"learning_rate": -1}, enqueue=False
+        )
     assert "learning_rate" in info.value.message_dict
     assert TrainingJob.objects.count() == 0
 
 
 def test_training_job_trains_and_registers_the_best_checkpoint(datasets: tuple[Any, Any], tiny_base: str) -> None:
     train, gold = datasets
-    job = training_job_create(name="rm", train_data=train, eval_data=gold, base_model=tiny_base, config=TINY_CONFIG, enqueue=False)
+    job = training_job_create(
+        name="rm", train_data=train, eval_data=gold, base_model=tiny_base, config=TINY_CONFIG, enqueue=False
+    )
     done = training_job_run(job_id=job.pk)
     assert done is not None and done.status == TrainingJob.Status.SUCCEEDED, done.error
     assert (done.step, done.total_steps, done.progress) == (6, 6, 1.0)

@@ -38,29 +38,35 @@ def test_anonymous_is_sent_to_login(client: Any, db: Any) -> None:
 
 
 def test_launch_job_from_upload_enqueues_on_commit(
-    admin_client: Any, tiny_base: str, rm_records: list[dict[str, Any]], tmp_path: Path, django_capture_on_commit_callbacks: Any
+    admin_client: Any,
+    tiny_base: str,
+    rm_records: list[dict[str, Any]],
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
-    with mock.patch("rewardmodel.tasks.training_job_run_task.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = admin_client.post(
-                reverse("rewardmodel:job-create"),
-                {
-                    "name": "first",
-                    "base_model": tiny_base,
-                    "train_upload": _jsonl_upload("train.jsonl", rm_records[:20], tmp_path),
-                    "eval_upload": _jsonl_upload("gold.jsonl", rm_records[20:30], tmp_path),
-                    "learning_rate": "0.0001",
-                    "lr_scheduler": "linear",
-                    "warmup_ratio": "0.1",
-                    "num_epochs": "1",
-                    "max_steps": "4",
-                    "batch_size": "4",
-                    "gradient_accumulation_steps": "1",
-                    "max_length": "64",
-                    "eval_every": "2",
-                    "save_every": "2",
-                },
-            )
+    with (
+        mock.patch("rewardmodel.tasks.training_job_run_task.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = admin_client.post(
+            reverse("rewardmodel:job-create"),
+            {
+                "name": "first",
+                "base_model": tiny_base,
+                "train_upload": _jsonl_upload("train.jsonl", rm_records[:20], tmp_path),
+                "eval_upload": _jsonl_upload("gold.jsonl", rm_records[20:30], tmp_path),
+                "learning_rate": "0.0001",
+                "lr_scheduler": "linear",
+                "warmup_ratio": "0.1",
+                "num_epochs": "1",
+                "max_steps": "4",
+                "batch_size": "4",
+                "gradient_accumulation_steps": "1",
+                "max_length": "64",
+                "eval_every": "2",
+                "save_every": "2",
+            },
+        )
     job = TrainingJob.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("rewardmodel:job-detail", args=[job.pk])
     delay.assert_called_once_with(job_id=job.pk)
@@ -72,26 +78,48 @@ def test_bad_upload_is_reported_and_nothing_is_queued(admin_client: Any, tiny_ba
     bad = SimpleUploadedFile("bad.jsonl", b'{"prompt": "x", "chosen": "a"}\n')
     response = admin_client.post(
         reverse("rewardmodel:job-create"),
-        {"name": "x", "base_model": tiny_base, "train_upload": bad, "learning_rate": "1e-4", "lr_scheduler": "constant",
-         "warmup_ratio": "0", "num_epochs": "1", "max_steps": "0", "batch_size": "8", "gradient_accumulation_steps": "1",
-         "max_length": "128", "eval_every": "0", "save_every": "0"},
+        {
+            "name": "x",
+            "base_model": tiny_base,
+            "train_upload": bad,
+            "learning_rate": "1e-4",
+            "lr_scheduler": "constant",
+            "warmup_ratio": "0",
+            "num_epochs": "1",
+            "max_steps": "0",
+            "batch_size": "8",
+            "gradient_accumulation_steps": "1",
+            "max_length": "128",
+            "eval_every": "0",
+            "save_every": "0",
+        },
     )
     assert response.status_code == 200
     assert "bad.jsonl: line 1, field &#x27;rejected&#x27;: is missing" in response.content.decode()
     assert TrainingJob.objects.count() == 0 and DatasetFile.objects.count() == 0
 
 
-def test_status_fragment_polls_until_the_job_finishes(admin_client: Any, tiny_base: str, rm_records: list[dict[str, Any]], tmp_path: Path) -> None:
+def test_status_fragment_polls_until_the_job_finishes(
+    admin_client: Any, tiny_base: str, rm_records: list[dict[str, Any]], tmp_path: Path
+) -> None:
     data = dataset_file_register(path=jsonl(tmp_path / "t.jsonl", rm_records[:8]), name="t")
     job = training_job_create(name="j", train_data=data, base_model=tiny_base, enqueue=False)
     TrainingJob.objects.filter(pk=job.pk).update(
-        status=TrainingJob.Status.RUNNING, step=3, total_steps=10, progress=0.3,
+        status=TrainingJob.Status.RUNNING,
+        step=3,
+        total_steps=10,
+        progress=0.3,
         curve=[{"step": 1, "loss": 0.7, "accuracy": 0.5}, {"step": 3, "loss": 0.5, "accuracy": 0.75}],
     )
     url = reverse("rewardmodel:job-detail", args=[job.pk])
     running = admin_client.get(url, HTTP_HX_REQUEST="true")
     body = running.content.decode()
-    assert running.status_code == 200 and 'hx-trigger="every 2s"' in body and "<polyline" in body and 'aria-valuenow="30"' in body
+    assert (
+        running.status_code == 200
+        and 'hx-trigger="every 2s"' in body
+        and "<polyline" in body
+        and 'aria-valuenow="30"' in body
+    )
     TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.Status.SUCCEEDED, progress=1.0)
     done = admin_client.get(url, HTTP_HX_REQUEST="true")
     assert done.status_code == 286  # htmx's "stop polling"
@@ -100,7 +128,9 @@ def test_status_fragment_polls_until_the_job_finishes(admin_client: Any, tiny_ba
     assert "<html" in page.content.decode() and page.status_code == 200
 
 
-def test_cancel_and_promote_from_pages(admin_client: Any, tiny_base: str, rm_records: list[dict[str, Any]], tmp_path: Path) -> None:
+def test_cancel_and_promote_from_pages(
+    admin_client: Any, tiny_base: str, rm_records: list[dict[str, Any]], tmp_path: Path
+) -> None:
     data = dataset_file_register(path=jsonl(tmp_path / "t.jsonl", rm_records[:8]), name="t")
     job = training_job_create(name="j", train_data=data, base_model=tiny_base, enqueue=False)
     admin_client.post(reverse("rewardmodel:job-cancel", args=[job.pk]))
@@ -113,7 +143,11 @@ def test_cancel_and_promote_from_pages(admin_client: Any, tiny_base: str, rm_rec
 
 
 def test_evaluate_upload_creates_a_run_and_shows_the_subset_table(
-    admin_client: Any, tiny_model_dir: Path, rm_records: list[dict[str, Any]], tmp_path: Path, django_capture_on_commit_callbacks: Any
+    admin_client: Any,
+    tiny_model_dir: Path,
+    rm_records: list[dict[str, Any]],
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     from rewardmodel.services import evaluation_run
 

@@ -21,7 +21,10 @@ def test_training_job_runs_on_the_gpu_queue_worker(
     train = dataset_file_register(path=jsonl(tmp_path / "t.jsonl", rm_records[:24]), name="t")
     gold = dataset_file_register(path=jsonl(tmp_path / "g.jsonl", rm_records[24:36]), name="g")
     job = training_job_create(
-        name="worker", train_data=train, eval_data=gold, base_model=tiny_base,
+        name="worker",
+        train_data=train,
+        eval_data=gold,
+        base_model=tiny_base,
         config={"max_steps": 4, "batch_size": 4, "max_length": 64, "eval_every": 2},
     )
     done = wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status__in=TrainingJob.FINISHED).first(), timeout=300)

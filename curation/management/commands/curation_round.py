@@ -16,7 +16,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True)
-        parser.add_argument("--config", help="JSON object of round settings, e.g. '{\"k_max\": 8, \"train\": {\"max_steps\": 50}}'")
+        parser.add_argument(
+            "--config", help='JSON object of round settings, e.g. \'{"k_max": 8, "train": {"max_steps": 50}}\''
+        )
         parser.add_argument("--base", help="base model: 'default' (packaged MiniLM) or a configured checkpoint path")
         parser.add_argument("--max-steps", type=int)
 
@@ -40,6 +42,8 @@ class Command(BaseCommand):
         assert done is not None
         for row in done.step_rows():
             self.stdout.write(f"{row['key']:>8}: {row.get('status')} {row.get('detail', '')}")
-        self.stdout.write(json.dumps({"round": done.number, "status": done.status, "metrics": done.metrics}, default=str))
+        self.stdout.write(
+            json.dumps({"round": done.number, "status": done.status, "metrics": done.metrics}, default=str)
+        )
         if done.status != CurationRound.Status.DONE:
             raise CommandError(f"round {done.number} failed: {done.error}")

@@ -32,10 +32,14 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         metrics = evaluate_file(model_path=path, data_path=str(data))
-        self.stdout.write(f"overall: accuracy {_fmt(metrics['accuracy'])} over {metrics['n']} pairs, "
-                          f"mean margin {_fmt(metrics['mean_margin'])}")
+        self.stdout.write(
+            f"overall: accuracy {_fmt(metrics['accuracy'])} over {metrics['n']} pairs, "
+            f"mean margin {_fmt(metrics['mean_margin'])}"
+        )
         for name, row in sorted(metrics.get("per_subset", {}).items()):
             self.stdout.write(f"  {name}: accuracy {_fmt(row['accuracy'])} over {row['n']} pairs")
         if metrics.get("best_of_n_groups"):
-            self.stdout.write(f"best-of-N accuracy: {_fmt(metrics['best_of_n_accuracy'])} over {metrics['best_of_n_groups']} prompts")
+            self.stdout.write(
+                f"best-of-N accuracy: {_fmt(metrics['best_of_n_accuracy'])} over {metrics['best_of_n_groups']} prompts"
+            )
         self.stdout.write(json.dumps({"model": options["model"], "data": str(data), **json_safe(metrics)}))

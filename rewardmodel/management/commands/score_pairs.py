@@ -31,7 +31,11 @@ class Command(BaseCommand):
 
         try:
             summary = score_file(
-                path, options["data"], options["out"], batch_size=options["batch_size"], max_length=options["max_length"]
+                path,
+                options["data"],
+                options["out"],
+                batch_size=options["batch_size"],
+                max_length=options["max_length"],
             )
         except ValueError as exc:
             raise CommandError(f"{options['data']}: {exc}") from None

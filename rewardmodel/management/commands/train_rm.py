@@ -35,8 +35,13 @@ class Command(BaseCommand):
                 config = json.loads(options["config"])
             except json.JSONDecodeError as exc:
                 raise CommandError(f"--config is not valid JSON: {exc}") from None
-        for option, field in (("max_steps", "max_steps"), ("epochs", "num_epochs"), ("lr", "learning_rate"),
-                              ("batch_size", "batch_size"), ("max_length", "max_length")):
+        for option, field in (
+            ("max_steps", "max_steps"),
+            ("epochs", "num_epochs"),
+            ("lr", "learning_rate"),
+            ("batch_size", "batch_size"),
+            ("max_length", "max_length"),
+        ):
             if options[option] is not None:
                 config[field] = options[option]
         try:
@@ -50,8 +55,14 @@ class Command(BaseCommand):
                 else None
             )
             job = training_job_create(
-                name=options["name"], train_data=train, eval_data=gold, base_model=options["base"], config=config,
-                scope=options["scope"], enqueue=options["queue"], any_base_model=True,
+                name=options["name"],
+                train_data=train,
+                eval_data=gold,
+                base_model=options["base"],
+                config=config,
+                scope=options["scope"],
+                enqueue=options["queue"],
+                any_base_model=True,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
@@ -64,5 +75,9 @@ class Command(BaseCommand):
         if done.status != TrainingJob.Status.SUCCEEDED:
             raise CommandError(f"training job {job.pk} {done.status}: {done.error}")
         version = done.model_version
+        if version is None:
+            raise CommandError(f"training job {job.pk} registered no model")
         self.stdout.write(f"model version {version.name} at {version.path}")
-        self.stdout.write(json.dumps({"job": job.pk, "model": version.name, "path": version.path, "metrics": version.metrics}))
+        self.stdout.write(
+            json.dumps({"job": job.pk, "model": version.name, "path": version.path, "metrics": version.metrics})
+        )
