@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import socket
+import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -173,7 +174,8 @@ def training_job_create(
             config=cfg,
             created_by=created_by,
         )
-        job.output_dir = str(Path(settings.MODEL_STORE_DIR) / "jobs" / str(job.pk))
+        # The random suffix keeps a job from resuming a stale checkpoint left by an earlier database.
+        job.output_dir = str(Path(settings.MODEL_STORE_DIR) / "jobs" / f"{job.pk}-{uuid.uuid4().hex[:8]}")
         job.save(update_fields=["output_dir"])
         if enqueue:
             from rewardmodel.tasks import training_job_run_task

@@ -148,3 +148,13 @@ def test_evaluation_reports_accuracy_per_subset(datasets: tuple[Any, Any], tiny_
     assert done.status == EvaluationRun.Status.DONE, done.error
     assert 0.0 <= done.metrics["accuracy"] <= 1.0 and done.metrics["n"] == 12
     assert set(done.metrics["per_subset"]) == {"alpha", "beta"}
+
+
+def test_each_job_gets_a_fresh_output_directory(datasets: tuple[Any, Any], tiny_base: str, settings: Any) -> None:
+    """A reset database reuses job ids; a new job must never resume an old job's checkpoints."""
+    train, _gold = datasets
+    first = training_job_create(name="a", train_data=train, base_model=tiny_base, enqueue=False)
+    TrainingJob.objects.all().delete()
+    second = training_job_create(name="b", train_data=train, base_model=tiny_base, enqueue=False)
+    assert first.output_dir != second.output_dir
+    assert Path(second.output_dir).parent == Path(settings.MODEL_STORE_DIR) / "jobs" and not Path(second.output_dir).exists()
