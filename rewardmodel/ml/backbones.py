@@ -55,7 +55,9 @@ def build_tiny_bert(
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    tok.train_from_iterator(
+        list(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    )
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
@@ -81,13 +83,13 @@ def build_tiny_bert(
         max_position_embeddings=max_position_embeddings,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
-        num_labels=1,
         pad_token_id=hf_tok.pad_token_id,
         # A wider init than BERT's 0.02 so that an untrained tiny model already gives distinct rewards per input
         # (with 0.02 the [CLS] state barely depends on the text, and parity/order tests would compare constants).
         initializer_range=0.2,
     )
-    return _save(BertForSequenceClassification, config, hf_tok, out_dir, seed)
+    config.num_labels = 1
+    return save_random_model(BertForSequenceClassification, config, hf_tok, out_dir, seed)
 
 
 def build_tiny_decoder(
@@ -111,25 +113,11 @@ def build_tiny_decoder(
     template-less tokenizer) and EOS ``<|im_end|>`` but **no pad token**, as real decoder checkpoints often ship;
     the loader then sets pad = EOS. ``arch`` is ``"qwen3"`` or ``"llama"``. Returns ``out_dir``.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(
-        list(texts),
-        trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-        ),
+    hf_tok = build_bpe_tokenizer(
+        texts, vocab_size=vocab_size, chat_template=chat_template, model_max_length=max_position_embeddings
     )
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", model_max_length=max_position_embeddings)
-    hf_tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>"]})
-    if chat_template:
-        hf_tok.chat_template = chat_template
     common: dict[str, Any] = {
-        "vocab_size": tok.get_vocab_size(),
+        "vocab_size": len(hf_tok),
         "hidden_size": hidden_size,
         "intermediate_size": hidden_size * 2,
         "num_hidden_layers": num_layers,
@@ -145,16 +133,54 @@ def build_tiny_decoder(
     if arch == "qwen3":
         from transformers import Qwen3Config, Qwen3ForSequenceClassification
 
-        return _save(Qwen3ForSequenceClassification, Qwen3Config(**common), hf_tok, out_dir, seed)
+        return save_random_model(Qwen3ForSequenceClassification, Qwen3Config(**common), hf_tok, out_dir, seed)
     if arch == "llama":
         from transformers import LlamaConfig, LlamaForSequenceClassification
 
-        return _save(LlamaForSequenceClassification, LlamaConfig(**common), hf_tok, out_dir, seed)
+        return save_random_model(LlamaForSequenceClassification, LlamaConfig(**common), hf_tok, out_dir, seed)
     raise ValueError(f"arch must be 'qwen3' or 'llama', got {arch!r}")
 
 
-def _save(model_cls: Any, config: Any, tokenizer: Any, out_dir: str | os.PathLike[str], seed: int) -> Path:
-    """Instantiate ``model_cls(config)`` under a fixed seed and save it with its tokenizer."""
+def build_bpe_tokenizer(
+    texts: Iterable[str],
+    *,
+    vocab_size: int = 600,
+    chat_template: str | None = CHATML_TEMPLATE,
+    model_max_length: int = 2048,
+) -> Any:
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts``, decoder-style.
+
+    Special tokens ``<|endoftext|>``, ``<|im_start|>``, ``<|im_end|>``; EOS ``<|im_end|>``; no pad token (the
+    loader sets pad = EOS); ``chat_template`` (ChatML by default, None for a template-less tokenizer).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        list(texts),
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", model_max_length=model_max_length)
+    hf_tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>"]})
+    if chat_template:
+        hf_tok.chat_template = chat_template
+    return hf_tok
+
+
+def save_random_model(
+    model_cls: Any, config: Any, tokenizer: Any, out_dir: str | os.PathLike[str], seed: int = 0
+) -> Path:
+    """Instantiate ``model_cls(config)`` (random weights) under a fixed seed, save it with ``tokenizer`` into
+    ``out_dir`` and return the path. The global torch RNG state is left as it was."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = torch.random.get_rng_state()

@@ -24,7 +24,6 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -205,7 +204,11 @@ class TokenizedPairs:
 
     def feature(self, i: int) -> dict[str, Any]:
         """The collator input for pair ``i``."""
-        return {"chosen_input_ids": self.chosen[i], "rejected_input_ids": self.rejected[i], "margin": float(self.margins[i])}
+        return {
+            "chosen_input_ids": self.chosen[i],
+            "rejected_input_ids": self.rejected[i],
+            "margin": float(self.margins[i]),
+        }
 
 
 class SequenceEncoder:
@@ -299,13 +302,19 @@ class SequenceEncoder:
 
 
 def encode_conversation(
-    tokenizer: Any, prompt: str | Sequence[Message], response: str, max_length: int, use_chat_template: bool | None = None
+    tokenizer: Any,
+    prompt: str | Sequence[Message],
+    response: str,
+    max_length: int,
+    use_chat_template: bool | None = None,
 ) -> np.ndarray:
     """Token ids (int32, at most ``max_length``) of one conversation + response; see :class:`SequenceEncoder`."""
     return SequenceEncoder(tokenizer, max_length, use_chat_template).encode([prompt], [response])[0]
 
 
-def tokenize_records(records: Sequence[Record], tokenizer: Any, max_length: int, chunk_size: int = 2048) -> TokenizedPairs:
+def tokenize_records(
+    records: Sequence[Record], tokenizer: Any, max_length: int, chunk_size: int = 2048
+) -> TokenizedPairs:
     """Tokenise many records in chunks (bounded tokenizer batches). See :meth:`SequenceEncoder.encode_pairs`."""
     enc = SequenceEncoder(tokenizer, max_length)
     out = TokenizedPairs([], [], np.zeros(0, dtype=np.float32), [])
