@@ -6,6 +6,7 @@ import json
 import os
 import random
 import subprocess
+import tempfile
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ def fresh_postgres(name: str) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     os.environ["DATABASE_URL"] = url
+    # Keep benchmark artefacts and broker messages away from the dev data under var/.
+    os.environ.setdefault("VAR_DIR", str(Path(tempfile.gettempdir()) / "synpref-bench-var"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], check=True, env=os.environ.copy())
     sys.path.insert(0, str(ROOT))

@@ -110,6 +110,7 @@ def celery_worker(transactional_db: Any) -> Any:
         "curation.tasks.curation_round_run": {"queue": queues["gpu"]},
         "annotation.tasks.code_run*": {"queue": queues["sandbox"]},
     }
+    _reset_routing(app)
     try:
         with start_worker(
             app,
@@ -122,6 +123,15 @@ def celery_worker(transactional_db: Any) -> Any:
             yield app
     finally:
         app.conf.task_default_queue, app.conf.task_routes = saved
+        _reset_routing(app)
+
+
+def _reset_routing(app: Any) -> None:
+    """Celery caches its router and queue declarations on first send; drop them so new routes apply."""
+    amqp = app.amqp
+    for name in ("router", "queues", "default_queue"):
+        amqp.__dict__.pop(name, None)
+    amqp._rtable = None
 
 
 def wait_for(predicate: Any, timeout: float = 180.0, interval: float = 0.2) -> Any:
