@@ -87,3 +87,41 @@ def test_export_command_errors(project: Any, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="no project named"):
         call_command("export_pairs", str(tmp_path / "x.jsonl"), "--project", "missing")
     assert Pair.objects.count() == 0
+
+
+@pytest.mark.slow
+def test_trl_reward_trainer_trains_on_the_export(project: Any, users: dict[str, Any], tmp_path: Path) -> None:
+    """The exported file goes into TRL's RewardTrainer as is (tiny Qwen3-shaped model, one step)."""
+    import datasets
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    from rewardmodel.ml.backbones import build_tiny_decoder
+
+    pairs = PairFactory.create_batch(4, project=project)
+    for _ in pairs:
+        label_pair(project, users, {"alice": "A_CLEARLY", "bob": "A_SLIGHTLY", "carol": "B_SLIGHTLY"})
+    out = tmp_path / "trl.jsonl"
+    call_command("export_pairs", str(out), "--project", project.name)
+    texts = [p.conversation[0]["content"] + " " + p.response_a + " " + p.response_b for p in pairs]
+    model_dir = build_tiny_decoder(tmp_path / "tiny", texts)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = RewardTrainer(
+        model=model,
+        args=RewardConfig(
+            output_dir=str(tmp_path / "trl-out"),
+            max_steps=1,
+            per_device_train_batch_size=2,
+            report_to=[],
+            logging_steps=1,
+            save_strategy="no",
+            use_cpu=True,
+        ),
+        train_dataset=datasets.load_dataset("json", data_files=str(out), split="train"),
+        processing_class=tokenizer,
+    )
+    result = trainer.train()
+    assert result.global_step == 1 and result.training_loss > 0
+    assert any(not (a == b).all() for a, b in zip(before, model.parameters(), strict=True))
