@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -240,7 +241,9 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
     """
     assignment_expire_stale(limit=100)
     now = timezone.now()
-    for _attempt in range(3):
+    conflicts = 0
+    for _attempt in range(CLAIM_ATTEMPTS):
+        busy = False
         try:
             with transaction.atomic():
                 current = (
@@ -285,28 +288,50 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
                     if pair is not None:
                         break
                 if pair is None:
-                    return None
-                project = pair.project
-                n = project.annotators_per_pair
-                pair.n_claimed += 1
-                pair.status = _status_for(pair.n_claimed, pair.n_submitted, n)
-                pair.save(update_fields=["n_claimed", "status"])
-                order = (rng or random).choice([Assignment.Order.AB, Assignment.Order.BA])
-                assignment = Assignment.objects.create(
-                    project=project,
-                    pair=pair,
-                    annotator=annotator,
-                    order_shown=order,
-                    claimed_at=now,
-                    expires_at=now + timedelta(minutes=project.claim_timeout_minutes),
-                )
-                assignment.pair = pair
-                return assignment
+                    # skip_locked also skips rows other claimers hold for a moment: "all locked"
+                    # is not "none left". Only report an empty queue when no eligible pair exists.
+                    busy = (
+                        Pair.objects.filter(project=project, status=Pair.Status.OPEN)
+                        .filter(~Exists(mine.exclude(status=Assignment.Status.EXPIRED)))
+                        .exists()
+                    )
+                    if not busy:
+                        return None
+                if pair is not None:
+                    return _claim(pair, annotator, now, rng)
         except IntegrityError:
             # A concurrent request by the same annotator claimed first (one open claim per
             # project is a unique constraint); loop to return that claim instead.
+            conflicts += 1
+            if conflicts >= 3:
+                break
             continue
+        if busy:
+            time.sleep(0.02)
     raise ServiceError("could not claim a pair; please retry")
+
+
+CLAIM_ATTEMPTS = 100
+
+
+def _claim(pair: Pair, annotator: Any, now: datetime, rng: random.Random | None) -> Assignment:
+    """Take one slot of a locked pair for ``annotator`` (inside the caller's transaction)."""
+    project = pair.project
+    n = project.annotators_per_pair
+    pair.n_claimed += 1
+    pair.status = _status_for(pair.n_claimed, pair.n_submitted, n)
+    pair.save(update_fields=["n_claimed", "status"])
+    order = (rng or random).choice([Assignment.Order.AB, Assignment.Order.BA])
+    assignment = Assignment.objects.create(
+        project=project,
+        pair=pair,
+        annotator=annotator,
+        order_shown=order,
+        claimed_at=now,
+        expires_at=now + timedelta(minutes=project.claim_timeout_minutes),
+    )
+    assignment.pair = pair
+    return assignment
 
 
 @dataclass

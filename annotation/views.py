@@ -42,7 +42,6 @@ from annotation.forms import (
     SkipForm,
     UserCreateForm,
     UserEditForm,
-    apply_validation_error,
     shown_preference_label,
 )
 from annotation.models import Assignment, ImportBatch, Pair, Project, Role
@@ -61,6 +60,7 @@ from annotation.services import (
     user_create,
     user_set_roles,
 )
+from config.formtools import add_service_errors
 
 View = Callable[..., HttpResponseBase]
 
@@ -197,7 +197,7 @@ def project_create_view(request: HtmxHttpRequest) -> HttpResponse:
                     project = project_create(created_by=request.user, **form.service_fields())
                     project_set_members(project=project, users=list(form.cleaned_data["members"]))
             except ValidationError as exc:
-                apply_validation_error(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, f"Project “{project.name}” created.")
                 return redirect("annotation:project-detail", project_id=project.pk)
@@ -225,7 +225,7 @@ def project_edit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
                     project = project_update(project=project, **form.service_fields())
                     project_set_members(project=project, users=list(form.cleaned_data["members"]))
             except ValidationError as exc:
-                apply_validation_error(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, "Project saved.")
                 return redirect("annotation:project-detail", project_id=project.pk)
@@ -312,7 +312,7 @@ def _label_submit(request: HtmxHttpRequest, project: Project) -> HttpResponse:
     try:
         annotation_submit(assignment_id=assignment.pk, annotator=request.user, data=label)
     except ValidationError as exc:
-        apply_validation_error(form, exc)
+        add_service_errors(form, exc)
         return _label_render(request, project, assignment, form)
     except ServiceError as exc:
         return _label_done(request, project, error=_sentence(str(exc)))
@@ -504,7 +504,7 @@ def user_create_view(request: HtmxHttpRequest) -> HttpResponse:
                     user = user_create(username=data["username"], password=data["password"], roles=data["roles"])
                     _set_user_projects(user, list(data["projects"]))
             except ValidationError as exc:
-                apply_validation_error(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, f"User “{user.username}” created.")
                 return redirect("annotation:user-list")
@@ -526,7 +526,7 @@ def user_edit(request: HtmxHttpRequest, user_id: int) -> HttpResponse:
                     user_set_roles(user=edited, roles=form.cleaned_data["roles"])
                     _set_user_projects(edited, list(form.cleaned_data["projects"]))
             except ValidationError as exc:
-                apply_validation_error(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, f"User “{edited.username}” saved.")
                 return redirect("annotation:user-list")

@@ -27,8 +27,9 @@ from annotation.models import Project
 from annotation.roles import is_admin, is_lead
 from annotation.selectors import project_get_for_user
 from annotation.services import ServiceError
+from config.formtools import add_service_errors
 from curation import selectors
-from curation.forms import BatchAcceptForm, CurationSettingsForm, DisputeFilterForm, ResolveForm, add_service_errors
+from curation.forms import BatchAcceptForm, CurationSettingsForm, DisputeFilterForm, ResolveForm
 from curation.models import BatchGate, Dispute, DisputeResolution
 from curation.services import batch_gate_accept, curation_settings_update, dispute_resolve
 

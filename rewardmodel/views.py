@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
+from config.formtools import add_service_errors
 from rewardmodel.charts import curve_chart
 from rewardmodel.forms import EvaluateForm, PromoteForm, TrainingJobForm
 from rewardmodel.models import DatasetFile, EvaluationRun, ModelVersion, TrainingJob
@@ -59,12 +60,6 @@ def _register_upload(upload: Any, user: Any) -> DatasetFile:
         Path(tmp.name).unlink(missing_ok=True)
 
 
-def _errors_of(exc: ValidationError) -> list[str]:
-    return (
-        [f"{k}: {m}" for k, ms in exc.message_dict.items() for m in ms] if hasattr(exc, "error_dict") else exc.messages
-    )
-
-
 @staff_required
 def model_index(request: HttpRequest) -> HttpResponse:
     jobs = TrainingJob.objects.select_related("train_data", "model_version")[:50]
@@ -93,8 +88,7 @@ def job_create(request: HttpRequest) -> HttpResponse:
                 created_by=request.user,
             )
         except ValidationError as exc:
-            for error in _errors_of(exc):
-                form.add_error(None, error)
+            add_service_errors(form, exc)
         else:
             messages.success(request, f"Training job {job.name} queued on the GPU worker.")
             return redirect("rewardmodel:job-detail", job_id=job.pk)
@@ -152,8 +146,7 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
             data = form.cleaned_data["dataset"] or _register_upload(form.cleaned_data["upload"], request.user)
             run = evaluation_create(version=version, data=data, created_by=request.user)
         except ValidationError as exc:
-            for error in _errors_of(exc):
-                form.add_error(None, error)
+            add_service_errors(form, exc)
         else:
             return redirect("rewardmodel:evaluation-detail", run_id=run.pk)
     context = {
