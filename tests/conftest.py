@@ -30,6 +30,24 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_broker_folders(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """On the filesystem broker, tests publish into their own folders, never into the dev queue."""
+    from config.celery import app
+
+    if str(app.conf.broker_url).startswith("filesystem://"):
+        base = tmp_path_factory.mktemp("broker")
+        for sub in ("in", "processed", "control"):
+            (base / sub).mkdir()
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(base / "in"),
+            "data_folder_out": str(base / "in"),
+            "processed_folder": str(base / "processed"),
+            "control_folder": str(base / "control"),
+            "store_processed": False,
+        }
+
+
 @pytest.fixture(autouse=True)
 def _fast_settings(settings: Any, tmp_path: Path) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
