@@ -58,7 +58,14 @@ def main() -> None:
     from django.db import transaction
 
     from annotation.models import Pair, Role
-    from annotation.services import AnnotationInput, annotation_submit, assignment_claim_next, import_file, project_create, user_create
+    from annotation.services import (
+        AnnotationInput,
+        annotation_submit,
+        assignment_claim_next,
+        import_file,
+        project_create,
+        user_create,
+    )
     from curation.models import VerifiedPair
     from curation.rounds import round_create, round_run
     from curation.services import batch_refresh, curation_settings_update, pair_completed_handle
@@ -81,7 +88,9 @@ def main() -> None:
         truth[row["id"]] = "B" if flip else "A"
         noisy.append(record)
 
-    annotators = [user_create(username=f"sim{i}", password="sim-password-1", roles=[Role.ANNOTATOR.value]) for i in range(3)]
+    annotators = [
+        user_create(username=f"sim{i}", password="sim-password-1", roles=[Role.ANNOTATOR.value]) for i in range(3)
+    ]
 
     def make_project(name: str) -> Any:
         project = project_create(name=name, annotators_per_pair=3)
@@ -107,8 +116,13 @@ def main() -> None:
                 pair_strength = "CLEARLY" if zlib.crc32(pair.external_id.encode()) % 5 < 3 else "SLIGHTLY"
                 label = simulated_label(truth[pair.external_id], pair_strength, rng, args.annotator_noise)
                 data = AnnotationInput(
-                    task_category=TASKS.get(pair.subset, "other"), objectivity="opinion", desired_attributes=["helpfulness"],
-                    guideline="", rationale="simulated", time_spent_ms=20_000, **label,
+                    task_category=TASKS.get(pair.subset, "other"),
+                    objectivity="opinion",
+                    desired_attributes=["helpfulness"],
+                    guideline="",
+                    rationale="simulated",
+                    time_spent_ms=20_000,
+                    **label,
                 )
                 annotation_submit(assignment_id=assignment.pk, annotator=user, data=data)
                 done_pairs.add(pair.pk)
@@ -121,7 +135,9 @@ def main() -> None:
     def test_accuracy(model_path: str) -> float:
         return float(evaluate(model_path, test, max_length=args.max_length)["accuracy"])
 
-    config = {"train": {"num_epochs": args.epochs, "batch_size": 16, "learning_rate": 3e-5, "max_length": args.max_length}}
+    config = {
+        "train": {"num_epochs": args.epochs, "batch_size": 16, "learning_rate": 3e-5, "max_length": args.max_length}
+    }
 
     def run_round(project: Any) -> Any:
         started = time.perf_counter()
@@ -138,12 +154,16 @@ def main() -> None:
     # Seed D_gold: the first pairs of the queue (import order = random), three labels each.
     label_next(main_project, args.seed_verified)
     n_gold0 = VerifiedPair.objects.filter(project=main_project).count()
-    print(f"pool {len(pool)} pairs ({args.label_noise:.0%} of source labels flipped), test {len(test)}; seed D_gold {n_gold0} pairs")
+    print(
+        f"pool {len(pool)} pairs ({args.label_noise:.0%} of source labels flipped), test {len(test)}; seed D_gold {n_gold0} pairs"
+    )
     r1 = run_round(main_project)
     acc1_test = test_accuracy(r1.model_version.path)
     m = r1.metrics
-    print(f"round 1: D_gold accuracy {m['gold_accuracy']:.4f}, test {acc1_test:.4f}; verified {m['n_verified']}, "
-          f"mispredicted {m['n_mispredicted']}, retrieved {m['n_retrieved']}, queued {m['n_queued']} ({r1.elapsed:.0f} s)")
+    print(
+        f"round 1: D_gold accuracy {m['gold_accuracy']:.4f}, test {acc1_test:.4f}; verified {m['n_verified']}, "
+        f"mispredicted {m['n_mispredicted']}, retrieved {m['n_retrieved']}, queued {m['n_queued']} ({r1.elapsed:.0f} s)"
+    )
 
     # Control: a copy of the project with the same seed labels, then random pairs instead of retrieved ones.
     control = make_project("sim-random")
@@ -155,7 +175,7 @@ def main() -> None:
     label_next(control, len(seed_ids))
     others = [pk for e, pk in by_external.items() if e not in seed_ids]
     rng.shuffle(others)
-    pair_set_priorities(priorities={pk: 1.0 for pk in others[: args.label_budget]})
+    pair_set_priorities(priorities=dict.fromkeys(others[: args.label_budget], 1.0))
 
     added = label_next(main_project, args.label_budget)
     label_next(control, args.label_budget)
@@ -164,8 +184,10 @@ def main() -> None:
     c2 = run_round(control)
     c2_test = test_accuracy(c2.model_version.path)
     print(f"annotators labelled {added} retrieved pairs (budget {args.label_budget} pairs x 3 labels)")
-    print(f"round 2 (retrieved): D_gold accuracy {r2.metrics['gold_accuracy']:.4f} "
-          f"(change {r2.metrics['accuracy_delta']:+.4f}), test {acc2_test:.4f} (change {acc2_test - acc1_test:+.4f}) ({r2.elapsed:.0f} s)")
+    print(
+        f"round 2 (retrieved): D_gold accuracy {r2.metrics['gold_accuracy']:.4f} "
+        f"(change {r2.metrics['accuracy_delta']:+.4f}), test {acc2_test:.4f} (change {acc2_test - acc1_test:+.4f}) ({r2.elapsed:.0f} s)"
+    )
     print(f"control (same budget, random pairs): D_gold accuracy {c2.metrics['gold_accuracy']:.4f}, test {c2_test:.4f}")
     print(f"total {time.perf_counter() - t0:.0f} s")
 

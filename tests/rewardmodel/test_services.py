@@ -157,4 +157,7 @@ def test_each_job_gets_a_fresh_output_directory(datasets: tuple[Any, Any], tiny_
     TrainingJob.objects.all().delete()
     second = training_job_create(name="b", train_data=train, base_model=tiny_base, enqueue=False)
     assert first.output_dir != second.output_dir
-    assert Path(second.output_dir).parent == Path(settings.MODEL_STORE_DIR) / "jobs" and not Path(second.output_dir).exists()
+    assert (
+        Path(second.output_dir).parent == Path(settings.MODEL_STORE_DIR) / "jobs"
+        and not Path(second.output_dir).exists()
+    )
