@@ -161,11 +161,9 @@ def _shown_annotation(annotation: Annotation) -> dict[str, Any]:
     }
 
 
-class ShownAnnotationOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    assignment_id = serializers.IntegerField()
-    pair_id = serializers.IntegerField()
-    preference = serializers.ChoiceField(choices=SHOWN_CHOICES, help_text="Which side you preferred, as shown.")
+class _LabelFieldsSerializer(serializers.Serializer):
+    """The five attributes, rationale and time of a label: shared by the annotator's and the lead's views."""
+
     task_category = serializers.CharField()
     objectivity = serializers.ChoiceField(choices=Objectivity.choices)
     controversiality = serializers.ChoiceField(choices=Controversiality.choices)
@@ -174,6 +172,13 @@ class ShownAnnotationOutputSerializer(serializers.Serializer):
     rationale = serializers.CharField()
     time_spent_ms = serializers.IntegerField()
     submitted_at = serializers.DateTimeField()
+
+
+class ShownAnnotationOutputSerializer(_LabelFieldsSerializer):
+    id = serializers.IntegerField()
+    assignment_id = serializers.IntegerField()
+    pair_id = serializers.IntegerField()
+    preference = serializers.ChoiceField(choices=SHOWN_CHOICES, help_text="Which side you preferred, as shown.")
 
     class Meta:
         ref_name = "AnnotatorAnnotation"
@@ -364,22 +369,14 @@ class PairListApi(BaseApi):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
-class ReviewerAnnotationOutputSerializer(serializers.Serializer):
+class ReviewerAnnotationOutputSerializer(_LabelFieldsSerializer):
     id = serializers.IntegerField()
     annotator_id = serializers.IntegerField()
     annotator = serializers.CharField(source="annotator.get_username")
     preference = serializers.ChoiceField(choices=Preference.choices, help_text="Canonical A/B.")
     order_shown = serializers.ChoiceField(choices=Assignment.Order.choices)
     is_retest = serializers.BooleanField(help_text="A double-blind retest label; not one of the pair's N.")
-    task_category = serializers.CharField()
-    objectivity = serializers.ChoiceField(choices=Objectivity.choices)
-    controversiality = serializers.ChoiceField(choices=Controversiality.choices)
-    desired_attributes = serializers.ListField(child=serializers.CharField())
-    guideline = serializers.CharField()
-    rationale = serializers.CharField()
-    time_spent_ms = serializers.IntegerField()
     wall_time_ms = serializers.IntegerField()
-    submitted_at = serializers.DateTimeField()
 
     class Meta:
         ref_name = "ReviewerAnnotation"
