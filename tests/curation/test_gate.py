@@ -308,7 +308,8 @@ def test_incomplete_pair_is_left_alone(project: Any, trio: list[Any]) -> None:
     assert not Dispute.objects.exists()
 
 
-def test_settings_are_created_lazily_with_defaults(project: Any) -> None:
+def test_settings_are_created_lazily_with_defaults(project: Any, settings: Any) -> None:
+    settings.CURATION_RETEST_RATE = 0.05  # the shipped default (the curation conftest zeroes it)
     assert not CurationSettings.objects.filter(project=project).exists()
     row = curation_settings_get_or_create(project=project)
     assert (row.alpha_threshold, row.retest_rate, row.split_rule, row.dispute_on_undecidable) == (
