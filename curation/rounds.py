@@ -381,14 +381,22 @@ def _pool_ids(project: Project) -> list[int]:
     return [pk for pk in ids.iterator(chunk_size=10_000) if pk not in excluded]
 
 
+def _embedder(round_: CurationRound) -> Any:
+    """The packaged MiniLM encoder, loaded once per worker process and shared by the embed and retrieve steps."""
+    from rewardmodel.ml.embed import cached_embedder
+
+    embedder = cached_embedder()
+    embedder.batch_size = int(round_.config["embed_batch_size"])
+    return embedder
+
+
 def _step_embed(round_: CurationRound) -> str:
     import numpy as np
 
     from curation.retrieval import DEFAULT_EXACT_BELOW, VectorIndex
     from rewardmodel.ml.data import conversation_text
-    from rewardmodel.ml.embed import Embedder
 
-    embedder = Embedder(batch_size=int(round_.config["embed_batch_size"]))
+    embedder = _embedder(round_)
     pool = _pool_ids(round_.project)
     # Exact search while the pool is small; HNSW (approximate) once it is not.
     index = VectorIndex(dim=embedder.dim, kind="flat" if len(pool) < DEFAULT_EXACT_BELOW else "hnsw")
@@ -408,7 +416,6 @@ def _step_retrieve(round_: CurationRound) -> str:
     from curation.retrieval import VectorIndex
     from curation.sampling import neighbours_for_probability, plan_retrieval
     from rewardmodel.ml.data import conversation_text
-    from rewardmodel.ml.embed import Embedder
 
     k_max = int(round_.config["k_max"])
     index_path = _round_dir(round_) / "pool.index"
@@ -418,7 +425,7 @@ def _step_retrieve(round_: CurationRound) -> str:
     wanted = [(pid, p) for pid, p in verified if neighbours_for_probability(p, k_max) > 0]
     neighbours: dict[Hashable, Sequence[tuple[Hashable, float]]] = {}
     if len(index) and wanted:
-        embedder = Embedder(batch_size=int(round_.config["embed_batch_size"]))
+        embedder = _embedder(round_)
         attributes = _majority_attributes([pid for pid, _ in wanted])
         for start in range(0, len(wanted), CHUNK):
             chunk = wanted[start : start + CHUNK]

@@ -88,8 +88,8 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, normalize: boo
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_embedder(model_path: str | None, device: str | None) -> Embedder:
-    """One Embedder per (model, device) per process."""
+def cached_embedder(model_path: str | None = None, device: str | None = None) -> Embedder:
+    """One Embedder per (model, device) per process, so repeated callers load the weights once."""
     return Embedder(model_path, device=device)
 
 
@@ -104,7 +104,7 @@ def embed_texts(
 
     ``kwargs`` (``batch_size``) are applied to the cached embedder for this call.
     """
-    emb = _cached_embedder(str(model_path) if model_path is not None else None, device)
+    emb = cached_embedder(str(model_path) if model_path is not None else None, device)
     if "batch_size" in kwargs:
         emb.batch_size = int(kwargs["batch_size"])
     return emb.embed(texts)
