@@ -74,14 +74,9 @@ from annotation.services import (
     project_create,
     project_update,
 )
+from config.apitools import Conflict, ErrorOutputSerializer
 
 # --- plumbing ----------------------------------------------------------------------------------
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
 
 
 class BaseApi(APIView):
@@ -101,13 +96,6 @@ class BaseApi(APIView):
         elif isinstance(exc, ServiceError):
             exc = Conflict(str(exc))
         return super().handle_exception(exc)
-
-
-class ErrorOutputSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
-    class Meta:
-        ref_name = "Error"
 
 
 def _error(description: str) -> OpenApiResponse:
