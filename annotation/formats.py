@@ -6,15 +6,25 @@ Accepted record (one JSON object per line):
 - either ``chosen`` and ``rejected`` (the source's preference: chosen is stored as response A),
   or ``response_a`` and ``response_b`` (no source label);
 - optional ``id``, ``source``, ``subset`` (strings) and ``metadata`` (object).
+
+Every value of a record must also be storable as is in PostgreSQL text and jsonb and in SQLite:
+no NUL characters, no lone UTF-16 surrogates, no NaN/Infinity, integers within 64 bits, nesting
+at most :data:`MAX_DEPTH` levels. A value that breaks one of these is a :class:`RecordError`
+naming its field (e.g. ``metadata.scores[2]``), never an error at insert time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+MAX_DEPTH = 32  # nesting levels of a record (a message list is 3): deeper is refused before it costs stack
+MAX_INT_DIGITS = 19  # 64-bit integers; longer digit strings are refused before Python converts them
+_INT64 = 2**63
 
 ROLE_ALIASES = {"human": "user", "user": "user", "assistant": "assistant", "system": "system", "gpt": "assistant"}
 _TURN_SPLIT_RE = re.compile(r"\n\n(Human|Assistant|System):")
@@ -147,14 +157,114 @@ def _optional_str(record: dict[str, Any], name: str) -> str:
     return str(value)[:200]
 
 
-def parse_record(line: str) -> PairRecord:
-    """Parse and validate one JSON Lines record; raises :class:`RecordError` naming the field."""
+class _Rejected:
+    """A JSON number the parser hooks refused; the walk reports it with the field it sits in."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_int(text: str) -> int | _Rejected:
+    digits = text.lstrip("-")
+    # Checked on the digit string: int() of a 5000-digit string raises (or costs quadratic time) first.
+    if len(digits) > MAX_INT_DIGITS or not -_INT64 <= int(text) < _INT64:
+        shown = text if len(text) <= 24 else f"{text[:12]}... ({len(digits)} digits)"
+        return _Rejected(f"integer {shown} is out of range (64-bit integers only)")
+    return int(text)
+
+
+def _parse_float(text: str) -> float | _Rejected:
+    value = float(text)
+    if not math.isfinite(value):
+        return _Rejected(f"number {text[:24]} is out of range")
+    return value
+
+
+def _parse_constant(name: str) -> _Rejected:
+    return _Rejected(f"{name} is not allowed (JSON has no NaN or Infinity)")
+
+
+def _field_name(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _check_text(path: str, text: str, what: str) -> None:
+    if "\x00" in text:
+        raise RecordError(path, f"{what} contains a NUL character (\\u0000)")
+    if _SURROGATE_RE.search(text):
+        raise RecordError(path, f"{what} contains a lone UTF-16 surrogate (not valid Unicode text)")
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _check_value(value: Any, path: str, depth: int) -> None:
+    """Walk a parsed record; raise :class:`RecordError` at the first value that cannot be stored."""
+    if depth > MAX_DEPTH:
+        raise RecordError(path, f"is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        _check_text(path, value, "text")
+    elif isinstance(value, _Rejected):
+        raise RecordError(path, value.reason)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(path, key, f"the key {key[:40]!r}")
+            _check_value(item, _field_name(path, key), depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_value(item, f"{path}[{i}]", depth + 1)
+
+
+def _deep_field(line: str) -> str:
+    """The top-level key under which ``line`` nests deeper than :data:`MAX_DEPTH` ("" if none is found).
+
+    Only called after the parser gave up on the line, so its character loop costs nothing on good files.
+    """
+    depth, in_string, escaped, start, key, last_string = 0, False, False, 0, "", ""
+    for i, char in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string, last_string = False, line[start:i]
+        elif char == '"':
+            in_string, start = True, i + 1
+        elif char == ":" and depth == 1:
+            key = last_string
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return key
+        elif char in "]}":
+            depth -= 1
+    return ""
+
+
+def _loads(line: str) -> Any:
     try:
-        record = json.loads(line)
+        return json.loads(line, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
     except json.JSONDecodeError as exc:
         raise RecordError("", f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        where = _deep_field(line)
+        raise RecordError(where, f"is nested more than {MAX_DEPTH} levels deep") from None
+
+
+def parse_record(line: str) -> PairRecord:
+    """Parse and validate one JSON Lines record; raises :class:`RecordError` naming the field.
+
+    A UTF-8 byte-order mark before the first record is ignored (the file reader strips it; one
+    left at the start of ``line`` is stripped here too).
+    """
+    record = _loads(line.removeprefix("\ufeff"))
     if not isinstance(record, dict):
-        raise RecordError("", f"expected a JSON object, got {type(record).__name__}")
+        kind = "a number out of range" if isinstance(record, _Rejected) else type(record).__name__
+        raise RecordError("", f"expected a JSON object, got {kind}")
+    _check_value(record, "", 0)
     if "prompt" not in record:
         raise RecordError("prompt", "is missing")
     conversation = _conversation(record["prompt"])

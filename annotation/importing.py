@@ -44,7 +44,8 @@ class ImportResult:
 
 
 def _records(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open("r", encoding="utf-8", errors="strict") as handle:
+    # utf-8-sig: a byte-order mark (as some Windows editors write) is not part of the first record.
+    with path.open("r", encoding="utf-8-sig", errors="strict") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield number, line
