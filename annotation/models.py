@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from config.jobs import JobFields
+
 
 class Role(models.TextChoices):
     ANNOTATOR = "annotator", "Annotator"
@@ -92,8 +94,11 @@ class Project(models.Model):
         return self.name
 
 
-class ImportBatch(models.Model):
-    """One imported file: the unit of "batch" for agreement and provenance."""
+class ImportBatch(JobFields):
+    """One imported file: the unit of "batch" for agreement and provenance.
+
+    A background row: its lifecycle (dispatch, claim, heartbeat, reaper) is config/jobs.py's.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -290,10 +295,14 @@ class Annotation(models.Model):
 # ==================================================================================================
 
 
-class Corpus(models.Model):
-    """A reference work loaded by an admin for the fact-check search (e.g. a Debian dictionary)."""
+class Corpus(JobFields):
+    """A reference work loaded by an admin for the fact-check search (e.g. a Debian dictionary).
+
+    An uploaded corpus is a background row (config/jobs.py): queued, then loading on a worker.
+    """
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         LOADING = "loading", "Loading"
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
@@ -305,6 +314,7 @@ class Corpus(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.READY)
     error = models.TextField(blank=True)
     n_documents = models.PositiveIntegerField(default=0)
+    upload_path = models.CharField(max_length=1000, blank=True, help_text="Uploaded file awaiting a worker.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -398,7 +408,7 @@ class EvidenceSnippet(ToolEvidence):
         pass
 
 
-class CodeRun(ToolEvidence):
+class CodeRun(JobFields, ToolEvidence):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -435,7 +445,7 @@ class CodeRun(ToolEvidence):
         return self.status in {self.Status.DONE, self.Status.REFUSED, self.Status.FAILED}
 
 
-class AIQuery(ToolEvidence):
+class AIQuery(JobFields, ToolEvidence):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -460,6 +470,7 @@ class AIQuery(ToolEvidence):
     raw_response = models.TextField(blank=True)
     error = models.TextField(blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(ToolEvidence.Meta):

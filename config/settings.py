@@ -199,11 +199,28 @@ CELERY_TASK_ROUTES = {
     "annotation.tasks.code_run*": {"queue": "sandbox"},
 }
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 24 * 3600)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message whose worker was killed before acking (acks_late) is handed out again after this
+    # long; the claim in config/jobs.py takes the row over only once its heartbeat is stale.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# Publishing gives up quickly when the broker is down: the row stays queued and the jobs
+# maintenance task re-sends it (config/jobs.py), instead of a web request hanging on retries.
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-claims": {"task": "annotation.tasks.assignment_expire_stale", "schedule": 60.0},
-    "reap-stale-training-jobs": {"task": "rewardmodel_maintenance.training_job_reap_stale", "schedule": 60.0},
+    # Every background row (imports, code runs, AI questions, corpora, training, evaluations, rounds):
+    # requeue or fail rows whose worker died, re-send undelivered ones, expire old queued ones.
+    "jobs-maintain": {"task": "config.jobs.maintain", "schedule": 60.0},
     "curation-agreement-sweep": {"task": "curation.tasks.agreement_sweep", "schedule": 300.0},
 }
+# Background rows (config/jobs.py): a running row beats every JOBS_HEARTBEAT_S; one silent for
+# JOBS_STALE_AFTER_S is requeued (while attempts remain) or failed. Queued rows no worker takes
+# within JOBS_QUEUED_TIMEOUT_S end failed; delivered ones are re-sent every JOBS_RESEND_AFTER_S.
+JOBS_HEARTBEAT_S = env_float("JOBS_HEARTBEAT_S", 15.0)
+JOBS_STALE_AFTER_S = env_int("JOBS_STALE_AFTER_S", 120)
+JOBS_QUEUED_TIMEOUT_S = env_int("JOBS_QUEUED_TIMEOUT_S", 24 * 3600)
+JOBS_RESEND_AFTER_S = env_int("JOBS_RESEND_AFTER_S", 3600)
 
 # Annotation defaults (a project may override its own).
 ANNOTATORS_PER_PAIR = env_int("ANNOTATORS_PER_PAIR", 3)
@@ -258,7 +275,8 @@ SANDBOX_UID_MIN = env_int("SANDBOX_UID_MIN", 200000)  # when the worker is root,
 SANDBOX_UID_MAX = env_int("SANDBOX_UID_MAX", 265000)
 SANDBOX_USE_CGROUP = env_bool("SANDBOX_USE_CGROUP", True)  # whole-run memory/pids ceilings when the worker may
 SANDBOX_CGROUP_PARENT = env_str("SANDBOX_CGROUP_PARENT", "")  # a delegated cgroup v2 directory, if any
-TOOLS_MAX_PENDING_PER_USER = env_int("TOOLS_MAX_PENDING_PER_USER", 3)  # queued/running code runs or AI questions
+TOOLS_MAX_PENDING_PER_USER = env_int("TOOLS_MAX_PENDING_PER_USER", 3)  # live queued/running code runs or AI questions
+TOOLS_QUEUED_TIMEOUT_S = env_int("TOOLS_QUEUED_TIMEOUT_S", 600)  # a code run or AI question no worker took ends failed
 # AI assist: a judge LLM behind an OpenAI-compatible chat-completions API; off while unset.
 # LLM_RESPONSE_FORMAT: json_schema (OpenAI, vLLM, llama-server), json_object_schema
 # (llama-cpp-python's server), json_object, or none.

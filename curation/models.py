@@ -22,6 +22,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from config.jobs import JobFields
+
 
 def default_alpha_threshold() -> float:
     return float(getattr(settings, "CURATION_ALPHA_THRESHOLD", 0.85))
@@ -164,6 +166,9 @@ class BatchGate(models.Model):
     n_pairs = models.PositiveIntegerField(default=0)
     n_complete = models.PositiveIntegerField(default=0)
     computed_at = models.DateTimeField(null=True, blank=True)
+    labels_read_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last computation began reading labels: it saw every earlier one."
+    )
     accepted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -397,7 +402,7 @@ class DatasetVersion(models.Model):
         return self.name
 
 
-class CurationRound(models.Model):
+class CurationRound(JobFields):
     """One iteration of stage 1: train on D_silver, validate on D_gold, retrieve around mispredictions."""
 
     class Status(models.TextChoices):

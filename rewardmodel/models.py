@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from config.jobs import JobFields
+
 
 class DatasetFile(models.Model):
     """A JSON Lines file of pairs (prompt, chosen, rejected[, subset]) that jobs can train or evaluate on."""
@@ -76,7 +78,7 @@ class ModelVersion(models.Model):
         return float(value) if value is not None else None
 
 
-class TrainingJob(models.Model):
+class TrainingJob(JobFields):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -139,7 +141,7 @@ class TrainingJob(models.Model):
         return (end - self.started_at).total_seconds()
 
 
-class EvaluationRun(models.Model):
+class EvaluationRun(JobFields):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -155,10 +157,15 @@ class EvaluationRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
 
     def __str__(self) -> str:
         return f"Evaluation of {self.model_version} on {self.data}"
