@@ -96,6 +96,11 @@ class TrainingJob(JobFields):
     eval_data = models.ForeignKey(
         DatasetFile, null=True, blank=True, on_delete=models.PROTECT, related_name="eval_jobs"
     )
+    data_source = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="What the job trained on when it was not a file picked by hand, e.g. 'dataset-version:12 (Demo D_gold)'.",
+    )
     config = models.JSONField(default=dict, help_text="RewardTrainingConfig as JSON.")
     output_dir = models.CharField(max_length=1000, blank=True)
     progress = models.FloatField(default=0.0)
