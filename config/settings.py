@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / Redoc assets for /api/docs/, served locally (no CDN)
     "django_htmx",
     "annotation",
     "curation",
@@ -163,13 +164,20 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Preference-pair curation: projects, pairs, import/export, annotation queue.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Several models have a "status" and there are two preference vocabularies (canonical A/B and
     # the annotator's left/right): name each enum once so the schema has no hash-suffixed names.
     "ENUM_NAME_OVERRIDES": {
         "PairStatusEnum": "annotation.models.Pair.Status",
         "AssignmentStatusEnum": "annotation.models.Assignment.Status",
-        "ImportBatchStatusEnum": "annotation.models.ImportBatch.Status",
+        # queued/running/done/failed: imports, curation rounds and evaluations share this set.
+        "JobStatusEnum": "annotation.models.ImportBatch.Status",
+        "TrainingJobStatusEnum": "rewardmodel.models.TrainingJob.Status",
+        "DisputeStatusEnum": "curation.models.Dispute.Status",
+        "GateStatusEnum": "curation.models.BatchGate.Status",
         "PreferenceEnum": "annotation.models.Preference",
         "ShownPreferenceEnum": "annotation.ordering.SHOWN_CHOICES",
     },

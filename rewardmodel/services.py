@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
@@ -113,6 +114,17 @@ def dataset_file_from_records(
         return dataset_file_register(path=tmp, name=name, scope=scope, ref=ref)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def dataset_file_register_upload(*, upload: Any, created_by: Any = None, scope: str = "") -> DatasetFile:
+    """Register an uploaded pairs file (a Django ``UploadedFile``): validated, copied into the store."""
+    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tmp:
+        for chunk in upload.chunks():
+            tmp.write(chunk)
+    try:
+        return dataset_file_register(path=Path(tmp.name), name=upload.name, scope=scope, created_by=created_by)
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
 
 
 # --- training ------------------------------------------------------------------------------------

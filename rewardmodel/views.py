@@ -6,9 +6,7 @@ what the admin role grants.
 
 from __future__ import annotations
 
-import tempfile
 from functools import wraps
-from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
@@ -25,7 +23,7 @@ from rewardmodel.charts import curve_chart
 from rewardmodel.forms import EvaluateForm, PromoteForm, TrainingJobForm
 from rewardmodel.models import DatasetFile, EvaluationRun, ModelVersion, TrainingJob
 from rewardmodel.services import (
-    dataset_file_register,
+    dataset_file_register_upload,
     evaluation_create,
     model_version_promote,
     training_job_cancel,
@@ -51,13 +49,7 @@ def staff_required(view: Any) -> Any:
 
 
 def _register_upload(upload: Any, user: Any) -> DatasetFile:
-    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as tmp:
-        for chunk in upload.chunks():
-            tmp.write(chunk)
-    try:
-        return dataset_file_register(path=Path(tmp.name), name=upload.name, created_by=user)
-    finally:
-        Path(tmp.name).unlink(missing_ok=True)
+    return dataset_file_register_upload(upload=upload, created_by=user)
 
 
 @staff_required
