@@ -8,7 +8,8 @@ The structured-output request differs between servers, so it is configurable
 - ``json_object_schema``: ``{"type": "json_object", "schema": ...}`` (llama-cpp-python's server,
   which rejects ``json_schema``);
 - ``json_object``: plain JSON mode, ``{"type": "json_object"}``;
-- ``none``: no ``response_format``; the prompt still asks for JSON.
+- ``none``: no ``response_format``; the prompt still asks for JSON (``transformers serve``
+  ignores ``response_format`` altogether, so ``none`` is the honest choice there).
 
 Whatever comes back is parsed tolerantly (:func:`parse_answer`): strict JSON, JSON inside text or
 a code fence, a truncated JSON object, or plain prose (then there is no verdict).
@@ -163,7 +164,9 @@ def chat(config: LLMConfig, messages: list[dict[str, str]]) -> LLMAnswer:
 def _error_detail(exc: urllib.error.HTTPError) -> str:
     try:
         text = exc.read(2000).decode("utf-8", "replace")
-        message = json.loads(text).get("error", {})
+        data = json.loads(text)
+        # OpenAI-style servers answer {"error": {"message": ...}}; FastAPI ones ({"detail": ...}).
+        message = data.get("error") or data.get("detail") or ""
         if isinstance(message, dict):
             return str(message.get("message", ""))[:300]
         return str(message)[:300]

