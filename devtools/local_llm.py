@@ -151,7 +151,9 @@ def running_server(model_dir: Path, *, log_path: Path, port: int | None = None, 
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"transformers serve did not answer within {timeout:g} s: {log_path.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"transformers serve did not answer within {timeout:g} s: {log_path.read_text()[-2000:]}"
+                )
             time.sleep(0.5)
         yield root + "/v1"
     finally:
