@@ -460,3 +460,23 @@ class CurationRound(JobFields):
             {"key": key, "label": self.STEP_LABELS[key], **self.steps.get(key, {"status": "pending"})}
             for key in self.STEPS
         ]
+
+
+class DisputeComment(models.Model):
+    """One message in a dispute's thread between the lead and the pair's annotators.
+
+    Annotators read and write the thread only once they have submitted their own label on the pair
+    (``curation.comments``), so a comment can never sway a label still to be given.
+    """
+
+    dispute = models.ForeignKey(Dispute, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["dispute", "created_at"], name="disputecomment_thread_idx")]
+
+    def __str__(self) -> str:
+        return f"Comment {self.pk} on dispute {self.dispute_id}"
