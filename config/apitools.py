@@ -11,10 +11,10 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 
@@ -44,13 +44,20 @@ class ServiceApi(APIView):
     """Base view: token or session auth, login required, service errors mapped to HTTP.
 
     A Django ``ValidationError`` becomes 400 with field errors; an exception listed in
-    ``conflict_exceptions`` becomes 409 ``{"detail": message}``. Token authentication is listed
-    first so that an anonymous request gets 401 with ``WWW-Authenticate: Token``.
+    ``conflict_exceptions`` becomes 409 ``{"detail": message}``. Authentication is the configured
+    ``DEFAULT_AUTHENTICATION_CLASSES`` (so token expiry and revocation apply here too), with the
+    ones that send a ``WWW-Authenticate`` header (tokens) first, so that an anonymous request gets
+    401 with ``WWW-Authenticate: Token`` rather than 403; a browser session still works, with CSRF
+    checks on writes.
     """
 
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
     conflict_exceptions: tuple[type[Exception], ...] = ()
+
+    def get_authenticators(self) -> list[Any]:
+        authenticators = [cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+        # sorted() is stable: header-sending schemes first, otherwise the configured order.
+        return sorted(authenticators, key=lambda a: a.authenticate_header(self.request) is None)
 
     def handle_exception(self, exc: Exception) -> Response:
         if self.conflict_exceptions and isinstance(exc, self.conflict_exceptions):
@@ -70,5 +77,3 @@ def bad_request_from(exc: DjangoValidationError, default_field: str = "non_field
     if hasattr(exc, "error_dict"):
         return exceptions.ValidationError(as_serializer_error(exc))
     return exceptions.ValidationError({default_field: [str(m) for m in exc.messages]})
-
-
