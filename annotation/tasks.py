@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_process_init, worker_ready
 
 logger = logging.getLogger(__name__)
 
@@ -57,3 +58,27 @@ def corpus_load_file_task(*, corpus_id: int, path: str) -> None:
     corpus = corpus_load_file(corpus_id=corpus_id, path=path)
     if corpus is not None:
         logger.info("corpus %s: %s, %s documents", corpus_id, corpus.status, corpus.n_documents)
+
+
+# --- sandbox cgroups left by a worker that died (kill -9) -------------------------------------------------
+
+
+@shared_task(name="annotation.tasks.code_run_cgroups_cleanup")
+def code_run_cgroups_cleanup_task() -> int:
+    """Remove run cgroups whose worker is gone (run by beat on the sandbox queue, and at worker start)."""
+    from annotation.tools.services import sandbox_cgroups_cleanup
+
+    return len(sandbox_cgroups_cleanup())
+
+
+def _cleanup_cgroups_at_start(**_: object) -> None:
+    from annotation.tools.services import sandbox_cgroups_cleanup
+
+    try:
+        sandbox_cgroups_cleanup()
+    except Exception:  # never keep a worker from starting
+        logger.exception("could not clean up stale sandbox cgroups")
+
+
+worker_ready.connect(_cleanup_cgroups_at_start, weak=False)
+worker_process_init.connect(_cleanup_cgroups_at_start, weak=False)

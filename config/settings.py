@@ -221,6 +221,8 @@ CELERY_BEAT_SCHEDULE = {
     # requeue or fail rows whose worker died, re-send undelivered ones, expire old queued ones.
     "jobs-maintain": {"task": "config.jobs.maintain", "schedule": 60.0},
     "curation-agreement-sweep": {"task": "curation.tasks.agreement_sweep", "schedule": 300.0},
+    # on the sandbox queue: remove run cgroups left by a worker killed mid-run
+    "sandbox-cgroups-cleanup": {"task": "annotation.tasks.code_run_cgroups_cleanup", "schedule": 300.0},
 }
 # Background rows (config/jobs.py): a running row beats every JOBS_HEARTBEAT_S; one silent for
 # JOBS_STALE_AFTER_S is requeued (while attempts remain) or failed. Queued rows no worker takes

@@ -2,8 +2,9 @@
 
 Layers, outermost first (``mode="bubblewrap"``, the default):
 
-1. cgroup (when the worker may create one; v1 memory+pids, or v2 under ``cgroup_parent``): a memory
-   ceiling and a process ceiling for the whole run, however many processes it forks.
+1. cgroup (:mod:`annotation.tools.cgroups`; v2 under ``cgroup_parent`` or the worker's own
+   cgroup, else v1 ``memory`` + ``pids``): a memory ceiling (swap included) and a process ceiling
+   for the whole run, however many processes it forks.
 2. ``prlimit`` (util-linux): per-process CPU seconds, address space, processes (``RLIMIT_NPROC``),
    largest file written, open files, no core dumps.
 3. ``setpriv`` (util-linux), when the worker is root: a fresh unprivileged uid per run with no
@@ -13,12 +14,18 @@ Layers, outermost first (``mode="bubblewrap"``, the default):
    down loopback), ipc, uts and cgroup namespaces; a read-only root holding only ``/usr`` (plus
    ``/etc/alternatives`` and ``/etc/ld.so.cache``); no ``/work``, no app directory, no
    ``/etc/shadow``, no ``/sys``; a fresh size-limited tmpfs at ``/tmp`` as the only writable
-   place; an empty environment (PATH, HOME, LANG only); killed with the worker.
-5. The caller's wall clock and output cap: the process group is killed when either is exceeded.
+   place; an empty environment (PATH, HOME, LANG only); killed with the worker. No nested user
+   namespaces (``--disable-userns``, bubblewrap >= 0.8).
+5. A seccomp filter (:mod:`annotation.tools.seccomp`, loaded by bubblewrap): no namespaces, mounts,
+   ptrace, keyring, bpf, perf events, io_uring, modules, kexec and the like.
+6. The caller's wall clock and output cap: the process group is killed when either is exceeded.
 
 Without bubblewrap (or without user namespaces) ``run`` refuses with :class:`SandboxUnavailable`,
-unless the admin chose ``mode="unsafe-rlimits-only"``: layers 1-3 and 5, a fresh temp dir and an
+unless the admin chose ``mode="unsafe-rlimits-only"``: layers 1-3 and 6, a fresh temp dir and an
 empty environment, but the code can read what the chosen uid can read and can use the network.
+
+Every :class:`RunResult` says which limits were in force and how (``limits["enforced"]``), and why
+one was not (e.g. no writable cgroup on this worker).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import random
 import selectors
 import shutil
@@ -33,10 +41,11 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from annotation.tools import cgroups, seccomp
 
 MODE_BWRAP = "bubblewrap"
 MODE_UNSAFE = "unsafe-rlimits-only"
@@ -72,6 +81,12 @@ class Limits:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Limits:
+        """The limits stored on a run (ignores other keys, such as ``enforced``)."""
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,7 @@ class RunResult:
 def _bwrap_base_args() -> list[str]:
     args = [
         "--unshare-all",  # user, pid, net, ipc, uts, cgroup
+        "--unshare-user",  # required, not just tried (--disable-userns needs it)
         "--die-with-parent",
         "--new-session",  # no TIOCSTI into the worker's terminal
         "--ro-bind",
@@ -220,128 +236,45 @@ def _prlimit(argv: list[str], limits: Limits) -> list[str]:
     ]
 
 
-class _Cgroup:
-    """A throwaway cgroup holding one run: memory and pids ceilings for the whole process tree."""
-
-    def __init__(self, dirs: dict[str, Path], version: int) -> None:
-        self.dirs = dirs
-        self.version = version
-
-    @classmethod
-    def create(cls, limits: Limits, parent_v2: str = "") -> _Cgroup | None:
-        name = f"synpref-run-{uuid.uuid4().hex[:12]}"
-        memory = str(limits.memory_mb * 1024 * 1024)
-        cg = cls({}, 2 if parent_v2 else 1)
-        try:
-            if parent_v2:
-                root = Path(parent_v2) / name
-                root.mkdir()
-                cg.dirs["unified"] = root
-                (root / "memory.max").write_text(memory)
-                if (root / "memory.swap.max").exists():
-                    (root / "memory.swap.max").write_text("0")
-                (root / "pids.max").write_text(str(limits.processes))
-                return cg
-            own = _own_cgroups_v1()
-            for controller in ("memory", "pids", "cpuacct"):
-                base = Path("/sys/fs/cgroup") / controller
-                if controller not in own or not (base / "cgroup.procs").exists():
-                    if controller == "cpuacct":
-                        continue  # optional: only for measuring CPU time
-                    cg.remove()
-                    return None
-                path = base / own[controller].lstrip("/") / name
-                path.mkdir()
-                cg.dirs[controller] = path
-            (cg.dirs["memory"] / "memory.limit_in_bytes").write_text(memory)
-            with contextlib.suppress(OSError):  # absent without swap accounting
-                (cg.dirs["memory"] / "memory.memsw.limit_in_bytes").write_text(memory)
-            (cg.dirs["pids"] / "pids.max").write_text(str(limits.processes))
-            return cg
-        except OSError:
-            cg.remove()
-            return None
-
-    def wrap(self, argv: list[str]) -> list[str]:
-        """Prefix ``argv`` with a shell that moves itself into the cgroup(s) and then execs it."""
-        procs = [str(d / "cgroup.procs") for d in self.dirs.values()]
-        script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"'
-        return ["/bin/sh", "-c", script, "sh", str(len(procs)), *procs, *argv]
-
-    def _read(self, controller: str, name: str) -> str:
-        try:
-            return (self.dirs[controller] / name).read_text()
-        except (OSError, KeyError):
-            return ""
-
-    def memory_hit(self) -> bool:
-        if self.version == 2:
-            events = _parse_kv(self._read("unified", "memory.events"))
-            return events.get("oom_kill", 0) > 0 or events.get("max", 0) > 0
-        oom = _parse_kv(self._read("memory", "memory.oom_control"))
-        return oom.get("oom_kill", 0) > 0 or self._read("memory", "memory.failcnt").strip() not in ("", "0")
-
-    def pids_hit(self) -> bool:
-        key = "unified" if self.version == 2 else "pids"
-        return _parse_kv(self._read(key, "pids.events")).get("max", 0) > 0
-
-    def cpu_seconds(self) -> float | None:
-        """CPU time of every process that ran in the cgroup (None when not measured)."""
-        if self.version == 2:
-            usec = _parse_kv(self._read("unified", "cpu.stat")).get("usage_usec")
-            return usec / 1e6 if usec is not None else None
-        text = self._read("cpuacct", "cpuacct.usage").strip()
-        return int(text) / 1e9 if text.isdigit() else None
-
-    def kill_all(self) -> None:
-        for path in self.dirs.values():
-            if (path / "cgroup.kill").exists():
-                with contextlib.suppress(OSError):
-                    (path / "cgroup.kill").write_text("1")
-                continue
-            for _ in range(3):
-                pids = (path / "cgroup.procs").read_text().split() if (path / "cgroup.procs").exists() else []
-                if not pids:
-                    break
-                for pid in pids:
-                    with contextlib.suppress(OSError, ValueError):
-                        os.kill(int(pid), signal.SIGKILL)
-                time.sleep(0.05)
-
-    def remove(self) -> None:
-        self.kill_all()
-        for path in self.dirs.values():
-            for _ in range(50):
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
-
-
-def _own_cgroups_v1() -> dict[str, str]:
-    found: dict[str, str] = {}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
-            for controller in controllers.split(","):
-                if controller:
-                    found[controller] = path
-    return found
-
-
-def _parse_kv(text: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
-
-
 # --- running ----------------------------------------------------------------------------------------
+
+
+# Labels of the entries of ``RunResult.limits["enforced"]``, in the order the panel shows them.
+ENFORCEMENT_LABELS: dict[str, str] = {
+    "memory_whole_run": "Memory, whole run",
+    "processes_whole_run": "Processes, whole run",
+    "memory_per_process": "Memory, per process",
+    "processes_per_uid": "Processes, per uid",
+    "cpu_time": "CPU time",
+    "wall_time": "Wall clock",
+    "disk": "Disk written",
+    "output": "Output",
+    "network": "Network",
+    "filesystem": "Files",
+    "own_uid": "Own uid",
+    "nested_user_namespaces": "Nested user namespaces",
+    "seccomp": "System-call filter",
+}
+
+
+def _entry(enforced: bool, how: str) -> dict[str, Any]:
+    return {"enforced": enforced, "how": how}
+
+
+def _bwrap_help(bwrap: str) -> str:
+    try:
+        done = subprocess.run([bwrap, "--help"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.decode("utf-8", "replace") + done.stderr.decode("utf-8", "replace")
+
+
+@functools.lru_cache(maxsize=8)
+def bwrap_features(bwrap: str = "bwrap") -> frozenset[str]:
+    """The optional bubblewrap options this bwrap knows: ``disable-userns`` (>= 0.8), ``seccomp``."""
+    path = shutil.which(bwrap)
+    text = _bwrap_help(path) if path else ""
+    return frozenset(opt for opt in ("disable-userns", "seccomp") if f"--{opt}" in text)
 
 
 def run(
@@ -353,8 +286,14 @@ def run(
     uid_range: tuple[int, int] = (200_000, 265_000),
     use_cgroup: bool = True,
     cgroup_parent_v2: str = "",
+    use_seccomp: bool = True,
+    block_userns: bool = True,
 ) -> RunResult:
     """Run ``code`` in the sandbox and return what it printed, how it ended and which limit it hit.
+
+    ``result.limits`` holds the limits asked for and, under ``enforced``, each limit with whether it
+    was in force for this run and how (or why not). ``use_seccomp`` and ``block_userns`` exist for
+    tests that show what each layer adds; the app always leaves them on.
 
     Raises :class:`SandboxUnavailable` (nothing was run) when ``mode`` cannot be honoured here, and
     ``ValueError`` for an unknown language. Never raises for anything the code itself does.
@@ -367,10 +306,13 @@ def run(
     if problem:
         raise SandboxUnavailable(problem)
 
+    mib = 1024 * 1024
     layers: list[str] = []
+    enforced: dict[str, dict[str, Any]] = {}
     env_inside = {"PATH": SANDBOX_PATH, "HOME": WORKDIR, "LANG": "C.UTF-8", **dict(lang.env)}
     hostdir: str | None = None
     code_file = tempfile.TemporaryFile()  # noqa: SIM115 (closed below; unlinked at once, handed to bwrap as an fd)
+    filter_file = tempfile.TemporaryFile()  # noqa: SIM115 (likewise, the seccomp program)
     pass_fds: tuple[int, ...] = ()
     try:
         if mode == MODE_BWRAP:
@@ -379,14 +321,53 @@ def run(
             code_file.seek(0)
             fd = code_file.fileno()
             pass_fds = (fd,)
+            features = bwrap_features()
             argv = [shutil.which("bwrap") or "bwrap", *_bwrap_base_args()]
-            argv += ["--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", WORKDIR]
+            argv += ["--size", str(limits.disk_mb * mib), "--tmpfs", WORKDIR]
             argv += ["--file", str(fd), f"{WORKDIR}/{lang.filename}"]
             argv += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", WORKDIR, "--clearenv"]
             for key, value in env_inside.items():
                 argv += ["--setenv", key, value]
+            userns_how: list[str] = []
+            if block_userns and "disable-userns" in features:
+                argv.append("--disable-userns")
+                userns_how.append("bubblewrap --disable-userns")
+            program = seccomp.filter_program() if use_seccomp else None
+            if program is not None and "seccomp" in features:
+                filter_file.write(program)
+                filter_file.flush()
+                filter_file.seek(0)
+                argv += ["--seccomp", str(filter_file.fileno())]
+                pass_fds += (filter_file.fileno(),)
+                denied = seccomp.denied_names()
+                enforced["seccomp"] = _entry(
+                    True,
+                    f"{len(denied) + 2} system calls refused (EPERM): clone with namespace flags, clone3 "
+                    f"(ENOSYS, so clone is used), {', '.join(denied)}; foreign ABIs refused",
+                )
+                userns_how.append("seccomp refuses unshare, setns and clone with namespace flags")
+                layers.append(f"seccomp: {len(denied) + 2} system calls refused")
+            else:
+                why = (
+                    "switched off for this run"
+                    if not use_seccomp
+                    else f"no filter is described for this CPU ({platform.machine()})"
+                    if program is None
+                    else "this bubblewrap has no --seccomp"
+                )
+                enforced["seccomp"] = _entry(False, why)
+            enforced["nested_user_namespaces"] = (
+                _entry(True, "blocked: " + "; ".join(userns_how))
+                if userns_how
+                else _entry(False, "not blocked: bubblewrap < 0.8 (no --disable-userns) and no seccomp filter")
+            )
             argv += ["--", *lang.argv]
             layers.append("bubblewrap: user/pid/net/ipc/uts/cgroup namespaces, read-only /usr only, tmpfs /tmp")
+            enforced["network"] = _entry(True, "bubblewrap: own network namespace, no interfaces")
+            enforced["filesystem"] = _entry(True, "bubblewrap: read-only /usr only; writable: a fresh tmpfs /tmp")
+            enforced["disk"] = _entry(
+                True, f"tmpfs /tmp of {limits.disk_mb} MB; RLIMIT_FSIZE {limits.disk_mb} MB per file"
+            )
             cwd = "/"
         else:
             hostdir = tempfile.mkdtemp(prefix="synpref-run-")
@@ -394,6 +375,12 @@ def run(
             argv = list(lang.argv)
             cwd = hostdir
             env_inside["HOME"] = hostdir
+            weaker = f"SANDBOX_MODE={MODE_UNSAFE}: no bubblewrap"
+            enforced["network"] = _entry(False, f"{weaker}, the program may use the network")
+            enforced["filesystem"] = _entry(False, f"{weaker}, the program may read what its uid may read")
+            enforced["disk"] = _entry(True, f"RLIMIT_FSIZE {limits.disk_mb} MB per file only")
+            enforced["nested_user_namespaces"] = _entry(False, weaker)
+            enforced["seccomp"] = _entry(False, weaker)
         uid = None
         if os.geteuid() == 0:
             uid = _pick_uid(*uid_range)
@@ -402,12 +389,41 @@ def run(
                 os.chown(Path(hostdir, lang.filename), uid, uid)
             argv = _drop_privileges(argv, uid)
             layers.append(f"setpriv: unprivileged uid {uid}, no groups, no_new_privs")
+            enforced["own_uid"] = _entry(True, f"setpriv: uid {uid}, used by this run only, no groups, no_new_privs")
+            nproc_how = f"prlimit RLIMIT_NPROC {limits.processes} for the run's own uid {uid}"
+        else:
+            enforced["own_uid"] = _entry(False, f"the worker is not root: the program runs as its uid {os.geteuid()}")
+            nproc_how = f"prlimit RLIMIT_NPROC {limits.processes}, counted with every process of uid {os.geteuid()}"
         argv = _prlimit(argv, limits)
         layers.append("prlimit: cpu, address space, nproc, fsize, nofile, core")
-        cgroup = _Cgroup.create(limits, cgroup_parent_v2) if use_cgroup and os.geteuid() == 0 else None
+        enforced["cpu_time"] = _entry(True, f"prlimit RLIMIT_CPU {limits.cpu_seconds} s per process")
+        enforced["memory_per_process"] = _entry(True, f"prlimit RLIMIT_AS {limits.memory_mb} MB per process")
+        enforced["processes_per_uid"] = _entry(True, nproc_how)
+        enforced["wall_time"] = _entry(True, f"the worker kills the run after {limits.wall_seconds:g} s")
+        enforced["output"] = _entry(True, f"the worker keeps {limits.output_bytes} bytes per stream, then kills")
+        cgroup: cgroups.RunCgroup | None = None
+        if not use_cgroup:
+            why_not = "switched off (SANDBOX_USE_CGROUP=false)"
+        else:
+            support = cgroups.ensure_ready(cgroups.detect(cgroup_parent_v2))
+            try:
+                cgroup = cgroups.RunCgroup.create(
+                    support, memory_bytes=limits.memory_mb * mib, processes=limits.processes
+                )
+            except cgroups.CgroupError as exc:
+                why_not = str(exc)
         if cgroup is not None:
             argv = cgroup.wrap(argv)
             layers.append(f"cgroup v{cgroup.version}: memory and pids ceilings for the whole run")
+            swap = ", swap included" if cgroup.swap_limited() else " (swap not limited: no swap accounting)"
+            memory_file = "memory.max" if cgroup.version == 2 else "memory.limit_in_bytes"
+            enforced["memory_whole_run"] = _entry(
+                True, f"cgroup v{cgroup.version} {memory_file} {limits.memory_mb} MB{swap} ({cgroup.path})"
+            )
+            enforced["processes_whole_run"] = _entry(True, f"cgroup v{cgroup.version} pids.max {limits.processes}")
+        else:
+            enforced["memory_whole_run"] = _entry(False, f"no cgroup: {why_not}")
+            enforced["processes_whole_run"] = _entry(False, f"no cgroup: {why_not}")
         try:
             result = _execute(
                 argv,
@@ -422,12 +438,18 @@ def run(
         finally:
             if cgroup is not None:
                 cgroup.remove()
+        if cgroup is not None and result.exit_code == 125 and cgroups.JOIN_FAILED in result.stderr:
+            raise SandboxUnavailable(f"The code was not run: {result.stderr.strip()}")
         result.sandbox = mode
         result.layers = layers
-        result.limits = limits.as_dict()
+        result.limits = {
+            **limits.as_dict(),
+            "enforced": {key: enforced[key] for key in ENFORCEMENT_LABELS if key in enforced},
+        }
         return result
     finally:
         code_file.close()
+        filter_file.close()
         if hostdir:
             shutil.rmtree(hostdir, ignore_errors=True)
 
@@ -451,7 +473,7 @@ def _execute(
     env: dict[str, str],
     pass_fds: tuple[int, ...],
     limits: Limits,
-    cgroup: _Cgroup | None,
+    cgroup: cgroups.RunCgroup | None,
     uid: int | None,
     via_bwrap: bool,
 ) -> RunResult:
@@ -564,7 +586,7 @@ _PROCESS_TEXT = ("Resource temporarily unavailable", "fork: retry", "BlockingIOE
 _DISK_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
 
 
-def _classify(sig: int | None, cpu: float, stderr: str, limits: Limits, cgroup: _Cgroup | None) -> str | None:
+def _classify(sig: int | None, cpu: float, stderr: str, limits: Limits, cgroup: cgroups.RunCgroup | None) -> str | None:
     if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_seconds):
         return LIMIT_CPU
     if sig == signal.SIGXFSZ:

@@ -304,7 +304,7 @@ def code_run_execute(*, run_id: int) -> CodeRun | None:
         logger.info("code run %s is not queued; nothing to do", run_id)
         return None
     run = CodeRun.objects.get(pk=run_id)
-    limits = sandbox.Limits(**run.limits) if run.limits else sandbox_limits()
+    limits = sandbox.Limits.from_dict(run.limits) if run.limits else sandbox_limits()
     try:
         result = sandbox.run(
             run.code,
@@ -423,3 +423,25 @@ def ai_query_run(*, query_id: int) -> AIQuery | None:
     query.finished_at = timezone.now()
     query.save()
     return query
+
+
+# --- sandbox housekeeping --------------------------------------------------------------------------------
+
+
+def sandbox_cgroups_cleanup() -> list[str]:
+    """Kill and remove run cgroups left by a worker that died (kill -9); returns the removed paths."""
+    from annotation.tools import cgroups
+
+    if not settings.SANDBOX_USE_CGROUP:
+        return []
+    removed = cgroups.cleanup_stale(settings.SANDBOX_CGROUP_PARENT)
+    for path in removed:
+        logger.warning("removed the cgroup of a code run whose worker died: %s", path)
+    return [str(p) for p in removed]
+
+
+def sandbox_cgroups_left() -> list[str]:
+    """Run cgroups present where this worker creates them (none once every run has ended)."""
+    from annotation.tools import cgroups
+
+    return [str(p) for p in cgroups.run_cgroups(settings.SANDBOX_CGROUP_PARENT)]
