@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotation.importing import ImportResult, ImportValidationError, pairs_import
+from annotation.jobs import IMPORT
 from annotation.models import (
     Annotation,
     Assignment,
@@ -31,6 +32,7 @@ from annotation.models import (
     Project,
     Role,
 )
+from config import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -159,9 +161,10 @@ def user_create(*, username: str, password: str, roles: list[str], email: str = 
 
 
 def import_batch_create(*, project: Project, upload: Any, filename: str, created_by: Any = None) -> ImportBatch:
-    """Store an uploaded file and queue its import on a worker (after this transaction commits)."""
-    from annotation.tasks import import_batch_run_task
+    """Store an uploaded file and queue its import on a worker (after this transaction commits).
 
+    A broker outage leaves the batch queued with a note; the jobs maintenance task sends it later.
+    """
     settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
     path = Path(settings.UPLOAD_DIR) / f"{uuid.uuid4().hex}.jsonl"
     with path.open("wb") as out:
@@ -172,40 +175,45 @@ def import_batch_create(*, project: Project, upload: Any, filename: str, created
             shutil.copyfileobj(upload, out)
     with transaction.atomic():
         batch = ImportBatch.objects.create(
-            project=project, filename=Path(filename).name[:500], path=str(path), created_by=created_by
+            project=project,
+            filename=Path(filename).name[:500],
+            path=str(path),
+            created_by=created_by,
+            **jobs.queued_fields(),
         )
-        transaction.on_commit(lambda: import_batch_run_task.delay(batch_id=batch.pk))
+        jobs.dispatch_on_commit(IMPORT, batch.pk)
     return batch
 
 
 def import_batch_run(*, batch_id: int) -> ImportBatch | None:
-    """Run a queued import. Claimed with compare-and-set so a redelivered task does nothing."""
-    claimed = ImportBatch.objects.filter(pk=batch_id, status=ImportBatch.Status.QUEUED).update(
-        status=ImportBatch.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
-        logger.info("import batch %s is not queued; nothing to do", batch_id)
+    """Run a queued import (config/jobs.py lifecycle).
+
+    Claimed by compare-and-set, so a duplicate message does nothing; a message redelivered after
+    its worker was killed takes the row over once its heartbeat is stale. The import is one
+    transaction, so a killed run left nothing behind and the retry starts clean. The upload is
+    deleted when the batch ends, whichever way.
+    """
+    attempt = jobs.claim(IMPORT, batch_id)
+    if attempt is None:
         return None
     batch = ImportBatch.objects.select_related("project").get(pk=batch_id)
     path = Path(batch.path)
-    try:
-        pairs_import(project=batch.project, path=path, batch=batch)
-    except ImportValidationError as exc:
-        batch.status = ImportBatch.Status.FAILED
-        batch.errors = [e.as_dict() for e in exc.errors]
-        batch.n_lines = 0
-    except Exception as exc:  # the row must never stay "running"
-        logger.exception("import batch %s failed", batch_id)
-        batch.status = ImportBatch.Status.FAILED
-        batch.errors = [{"line": 0, "field": "", "message": f"import failed: {exc}"}]
+    errors: list[dict[str, Any]] = []
+    with jobs.beating(IMPORT, batch_id, attempt):
+        try:
+            pairs_import(project=batch.project, path=path, batch=batch)
+        except ImportValidationError as exc:
+            errors = [e.as_dict() for e in exc.errors]
+        except Exception as exc:  # the row must never stay "running"
+            logger.exception("import batch %s failed", batch_id)
+            errors = [{"line": 0, "field": "", "message": f"import failed: {exc}"}]
+    if errors:
+        ended = jobs.finish(IMPORT, batch_id, attempt, ImportBatch.Status.FAILED, errors=errors, n_lines=0, path="")
     else:
-        batch.refresh_from_db()
-        batch.status = ImportBatch.Status.DONE
-    batch.finished_at = timezone.now()
-    batch.path = ""
-    batch.save(update_fields=["status", "errors", "n_lines", "finished_at", "path"])
-    path.unlink(missing_ok=True)
-    return batch
+        ended = jobs.finish(IMPORT, batch_id, attempt, ImportBatch.Status.DONE, errors=[], path="")
+    if ended:
+        path.unlink(missing_ok=True)
+    return ImportBatch.objects.get(pk=batch_id)
 
 
 def import_file(*, project: Project, path: Path, filename: str | None = None, created_by: Any = None) -> ImportResult:

@@ -8,7 +8,10 @@ from celery.signals import worker_process_init, worker_ready
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="annotation.tasks.import_batch_run", acks_late=True)
+# acks_late + reject_on_worker_lost: a worker killed mid-import gives the message back; the claim
+# (config/jobs.py) takes the row over once its heartbeat is stale, and the import is one
+# transaction, so the rerun starts clean. Without a redelivery the jobs maintenance requeues it.
+@shared_task(name="annotation.tasks.import_batch_run", acks_late=True, reject_on_worker_lost=True)
 def import_batch_run_task(*, batch_id: int) -> None:
     """Import an uploaded file; the batch row carries status, counts and errors."""
     from annotation.services import import_batch_run
@@ -30,7 +33,9 @@ def assignment_expire_stale_task() -> int:
 # Code runs are routed to the "sandbox" queue by CELERY_TASK_ROUTES ("annotation.tasks.code_run*").
 
 
-@shared_task(name="annotation.tasks.code_run_execute", time_limit=600, soft_time_limit=570)
+# acks_late: a redelivered message is harmless (the claim never re-runs code whose worker died);
+# the jobs maintenance ends such a run failed with a message.
+@shared_task(name="annotation.tasks.code_run_execute", time_limit=600, soft_time_limit=570, acks_late=True)
 def code_run_execute_task(*, run_id: int) -> None:
     """Run queued code in the sandbox; the CodeRun row carries status, output and the limit hit."""
     from annotation.tools.services import code_run_execute
@@ -40,7 +45,7 @@ def code_run_execute_task(*, run_id: int) -> None:
         logger.info("code run %s: %s (limit hit: %s)", run_id, run.status, run.limit_hit or "none")
 
 
-@shared_task(name="annotation.tasks.ai_query_run", time_limit=600, soft_time_limit=570)
+@shared_task(name="annotation.tasks.ai_query_run", time_limit=600, soft_time_limit=570, acks_late=True)
 def ai_query_run_task(*, query_id: int) -> None:
     """Ask the judge LLM an annotator's question; the AIQuery row carries the answer or the error."""
     from annotation.tools.services import ai_query_run
@@ -51,7 +56,7 @@ def ai_query_run_task(*, query_id: int) -> None:
 
 
 @shared_task(name="annotation.tasks.corpus_load_file", acks_late=True)
-def corpus_load_file_task(*, corpus_id: int, path: str) -> None:
+def corpus_load_file_task(*, corpus_id: int, path: str | None = None) -> None:
     """Load an uploaded reference corpus; the Corpus row carries status, count and error."""
     from annotation.tools.services import corpus_load_file
 

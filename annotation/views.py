@@ -28,7 +28,7 @@ from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from annotation import selectors
@@ -60,6 +60,7 @@ from annotation.services import (
     user_create,
     user_set_roles,
 )
+from config import jobs
 from config.formtools import add_service_errors
 
 View = Callable[..., HttpResponseBase]
@@ -439,10 +440,7 @@ def import_detail(request: HtmxHttpRequest, batch_id: int) -> HttpResponse:
     context = {"batch": batch, "project": batch.project}
     if request.htmx:
         response = render(request, "annotation/partials/import_status.html", context)
-        if batch.is_finished:
-            # 286 tells htmx to stop polling; the body still replaces the spinner with the result.
-            return HttpResponseStopPolling(response.content)
-        return response
+        return jobs.poll(request, response, finished=batch.is_finished)
     return render(request, "annotation/import_detail.html", context)
 
 

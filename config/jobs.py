@@ -38,7 +38,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections, connection, models, transaction
 from django.db.models import F, Q
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules, import_string
 
@@ -46,7 +46,8 @@ logger = logging.getLogger(__name__)
 
 BROKER_NOTE = "Queued, will run when the worker is back (the task queue could not be reached)."
 RETRY_NOTE = "The worker stopped while running this; it was queued again (attempt {attempt} of {max})."
-LOST_MESSAGE = "The worker stopped while running this (no heartbeat for {seconds} s); {advice}"
+LOST_MESSAGE = "No heartbeat for {seconds} s (worker lost: killed, crashed or restarted); {advice}"
+STOP_POLLING = 286  # htmx: "stop polling" (django_htmx.http.HttpResponseStopPolling's status)
 NEVER_PICKED_MESSAGE = "No worker picked this up within {minutes} minutes; {advice}"
 
 
@@ -163,6 +164,8 @@ def claim(kind: JobKind, pk: int, **fields: Any) -> int | None:
     now = timezone.now()
     cutoff = now - timedelta(seconds=kind.stale_after_s())
     takeover = Q(status=kind.running, heartbeat_at__lt=cutoff, attempts__lt=kind.max_attempts)
+    if kind.max_attempts <= 1:
+        takeover = Q(pk__in=[])  # never re-run automatically
     values: dict[str, Any] = {
         "status": kind.running,
         "heartbeat_at": now,
@@ -256,7 +259,8 @@ def reap(kind: JobKind, *, now: Any = None) -> dict[str, int]:
     stale = kind.objects.filter(status=kind.running).filter(
         Q(heartbeat_at__lt=now - timedelta(seconds=stale_s)) | Q(heartbeat_at__isnull=True)
     )
-    for pk, attempts in list(stale.filter(attempts__lt=kind.max_attempts).values_list("pk", "attempts")):
+    retryable = stale.filter(attempts__lt=kind.max_attempts) if kind.max_attempts > 1 else stale.none()
+    for pk, attempts in list(retryable.values_list("pk", "attempts")):
         note = RETRY_NOTE.format(attempt=attempts + 1, max=kind.max_attempts)
         if stale.filter(pk=pk, attempts=attempts).update(
             status=kind.queued, **{**queued_fields(), "dispatch_note": note}
@@ -264,7 +268,7 @@ def reap(kind: JobKind, *, now: Any = None) -> dict[str, int]:
             counts["requeued"] += 1
             dispatch(kind, pk)
     lost = LOST_MESSAGE.format(seconds=stale_s, advice=kind.retry_advice)
-    counts["failed"] = len(_end_failed(kind, stale.filter(attempts__gte=kind.max_attempts), lost))
+    counts["failed"] = len(_end_failed(kind, stale.exclude(pk__in=retryable.values("pk")), lost))
 
     timeout = kind.queued_timeout_s()
     queued = kind.objects.filter(status=kind.queued)
@@ -319,12 +323,9 @@ def maintain_task() -> dict[str, dict[str, int]]:
 # --- htmx ----------------------------------------------------------------------------------------
 
 
-def poll(response: HttpResponse, *, finished: bool) -> HttpResponse:
-    """The one way a polled status fragment stops: htmx stops polling on status 286."""
-    if finished:
-        from django_htmx.http import HttpResponseStopPolling
-
-        stopped = HttpResponseStopPolling(response.content)
-        stopped["Content-Type"] = response.get("Content-Type", "text/html; charset=utf-8")
-        return stopped
+def poll(request: HttpRequest, response: HttpResponse, *, finished: bool) -> HttpResponse:
+    """The one way a polled status fragment stops: status 286 on an htmx request once the row has
+    finished (htmx stops polling and still swaps the body in). Headers already set are kept."""
+    if finished and getattr(request, "htmx", False):
+        response.status_code = STOP_POLLING
     return response

@@ -11,10 +11,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from annotation.models import Project
 from annotation.roles import is_admin
+from config import jobs
 from curation.models import CurationRound, DatasetVersion
 from curation.rounds import DEFAULT_ROUND_CONFIG, round_create, round_resume
 from curation.views import HtmxHttpRequest, lead_view
@@ -106,7 +106,7 @@ def round_detail(request: HtmxHttpRequest, project: Project, round_id: int) -> H
     context = {"project": project, "round": round_, "can_start": is_admin(request.user)}
     if request.htmx:
         response = render(request, "curation/partials/round_status.html", context)
-        return HttpResponseStopPolling(response.content) if round_.is_finished else response
+        return jobs.poll(request, response, finished=round_.is_finished)
     return render(request, "curation/round_detail.html", context)
 
 

@@ -38,6 +38,8 @@ from django.utils import timezone
 
 from annotation.models import Annotation, Pair, Project
 from annotation.services import pair_set_priorities
+from config import jobs
+from curation.jobs import ROUND
 from curation.models import CurationRound, DatasetVersion, Dispute, PairScore, VerifiedPair
 from rewardmodel.models import TrainingJob
 from rewardmodel.services import dataset_file_register, model_version_promote, training_job_create, training_job_run
@@ -94,25 +96,23 @@ def round_create(
         if rounds.filter(status__in=[CurationRound.Status.QUEUED, CurationRound.Status.RUNNING]).exists():
             raise ValidationError("a round of this project is already queued or running")
         number = (rounds.aggregate(n=Max("number"))["n"] or 0) + 1
-        round_ = CurationRound.objects.create(project=project, number=number, config=cfg, created_by=created_by)
+        round_ = CurationRound.objects.create(
+            project=project, number=number, config=cfg, created_by=created_by, **jobs.queued_fields()
+        )
         if enqueue:
-            from curation.tasks import curation_round_run_task
-
-            transaction.on_commit(lambda: curation_round_run_task.delay(round_id=round_.pk))
+            jobs.dispatch_on_commit(ROUND, round_.pk)
     return round_
 
 
 def round_resume(*, round_: CurationRound) -> CurationRound:
     """Requeue a failed round: finished steps are kept, the failed one runs again."""
-    from curation.tasks import curation_round_run_task
-
     with transaction.atomic():
         updated = CurationRound.objects.filter(pk=round_.pk, status=CurationRound.Status.FAILED).update(
-            status=CurationRound.Status.QUEUED, error=""
+            status=CurationRound.Status.QUEUED, error="", **jobs.queued_fields()
         )
         if not updated:
             raise ValidationError("only a failed round can be resumed")
-        transaction.on_commit(lambda: curation_round_run_task.delay(round_id=round_.pk))
+        jobs.dispatch_on_commit(ROUND, round_.pk)
     round_.refresh_from_db()
     return round_
 
@@ -241,12 +241,14 @@ def _done(round_: CurationRound, key: str) -> bool:
 
 def round_run(*, round_id: int) -> CurationRound | None:
     """Run (or resume) a queued round. Claimed by compare-and-set; a redelivered task does nothing."""
-    claimed = CurationRound.objects.filter(pk=round_id, status=CurationRound.Status.QUEUED).update(
-        status=CurationRound.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
-        logger.info("round %s is not queued; nothing to do", round_id)
+    attempt = jobs.claim(ROUND, round_id)
+    if attempt is None:
         return None
+    with jobs.beating(ROUND, round_id, attempt):
+        return _round_steps(round_id)
+
+
+def _round_steps(round_id: int) -> CurationRound:
     step_functions = {
         "data": _step_data,
         "train": _step_train,

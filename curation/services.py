@@ -303,6 +303,7 @@ def batch_refresh(*, project_id: int, batch_key: str, force: bool = False, rng: 
             logger.info("no gate for %s in project %s; nothing requested", batch_key, project_id)
             return None
         gate = _gate_get_or_create(project_id, batch_key)
+    read_at = timezone.now()  # every label committed before this is seen below (curation/sweep.py relies on it)
     target = gate.requested_seq  # read before the labels: every label committed before it is seen below
     if not force and gate.computed_seq >= target:
         return None
@@ -323,6 +324,7 @@ def batch_refresh(*, project_id: int, batch_key: str, force: bool = False, rng: 
         gate.n_pairs, gate.n_complete = counts["n"], counts["complete"]
         gate.status = _gate_status(gate, row, figures.preference, counts["n"], counts["complete"])
         gate.computed_at = now
+        gate.labels_read_at = max(gate.labels_read_at or read_at, read_at)
         gate.computed_seq = max(gate.computed_seq, target)
         gate.save()
         scope = AgreementSnapshot.Scope.BATCH if batch_key.startswith("import:") else AgreementSnapshot.Scope.ROUND
@@ -733,21 +735,45 @@ def pair_scores_store(*, model_version_id: int, scores: Iterable[tuple[int, floa
 
 
 def agreement_sweep() -> int:
-    """Re-enqueue refreshes whose request is newer than their computation (a lost task, a
-    broker outage). Returns how many scopes were re-enqueued."""
+    """Catch up on curation work whose messages were lost (a broker outage, a killed worker).
+
+    1. Every complete pair whose verdict was never computed (no dispute, no verification, and no
+       gate computation saw its last label; :func:`curation.sweep.pairs_missing_verdict`) goes
+       through the dispute rule now, and its batch's gate is requested again.
+    2. Refreshes whose request is newer than their computation are sent again.
+
+    Works from the rows alone, so it finds the work whatever messages were lost. Sending never
+    raises: with the broker still down the requests stay recorded for the next sweep. Returns how
+    many pairs and scopes it acted on.
+    """
+    from curation.sweep import pairs_missing_verdict
     from curation.tasks import batch_refresh_task, project_refresh_task
 
     count = 0
+    scopes: set[tuple[int, str]] = set()
+    for pair_id, project_id, batch_key in pairs_missing_verdict():
+        pair_evaluate(pair_id=pair_id)
+        scopes.add((project_id, batch_key))
+        count += 1
+    for project_id, batch_key in sorted(scopes):
+        agreement_request(project_id=project_id, batch_key=batch_key)
+
+    def send(task: Any, **kwargs: Any) -> int:
+        try:
+            task.delay(**kwargs)
+        except Exception as exc:  # the request stays recorded; the next sweep sends it again
+            logger.warning("agreement sweep could not queue %s %s: %s", task.name, kwargs, exc)
+            return 0
+        return 1
+
     for project_id, batch_key in BatchGate.objects.filter(requested_seq__gt=F("computed_seq")).values_list(
         "project_id", "batch_key"
     ):
-        batch_refresh_task.delay(project_id=project_id, batch_key=batch_key)
-        count += 1
+        count += send(batch_refresh_task, project_id=project_id, batch_key=batch_key)
     for project_id in CurationSettings.objects.filter(
         agreement_requested_seq__gt=F("agreement_computed_seq")
     ).values_list("project_id", flat=True):
-        project_refresh_task.delay(project_id=project_id)
-        count += 1
+        count += send(project_refresh_task, project_id=project_id)
     return count
 
 

@@ -14,16 +14,17 @@ import socket
 import tempfile
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from config import jobs
+from rewardmodel.jobs import EVALUATION, TRAINING
 from rewardmodel.models import DatasetFile, EvaluationRun, ModelVersion, TrainingJob
 
 logger = logging.getLogger(__name__)
@@ -185,14 +186,13 @@ def training_job_create(
             eval_data=eval_data,
             config=cfg,
             created_by=created_by,
+            **jobs.queued_fields(),
         )
         # The random suffix keeps a job from resuming a stale checkpoint left by an earlier database.
         job.output_dir = str(Path(settings.MODEL_STORE_DIR) / "jobs" / f"{job.pk}-{uuid.uuid4().hex[:8]}")
         job.save(update_fields=["output_dir"])
         if enqueue:
-            from rewardmodel.tasks import training_job_run_task
-
-            transaction.on_commit(lambda: training_job_run_task.delay(job_id=job.pk))
+            jobs.dispatch_on_commit(TRAINING, job.pk)
     return job
 
 
@@ -249,16 +249,8 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
     Resumes from the newest checkpoint in the job's output directory when there is one. On success a
     ModelVersion is registered from the checkpoint with the best D_gold accuracy (or the final one).
     """
-    claimed = TrainingJob.objects.filter(pk=job_id, status=TrainingJob.Status.QUEUED).update(
-        status=TrainingJob.Status.RUNNING,
-        started_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-        worker=socket.gethostname()[:200],
-        attempts=F("attempts") + 1,
-        error="",
-    )
-    if not claimed:
-        logger.info("training job %s is not queued; nothing to do", job_id)
+    attempt = jobs.claim(TRAINING, job_id, worker=socket.gethostname()[:200], error="")
+    if attempt is None:
         return None
     job = TrainingJob.objects.select_related("train_data", "eval_data").get(pk=job_id)
     from rewardmodel.ml.callbacks import TrainingCancelled
@@ -280,7 +272,8 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
     if job.attempts > 1:
         _append_log(job_id, f"attempt {job.attempts}: resuming from the last checkpoint if there is one")
     try:
-        result = train(config, callbacks=[_JobCallback(job_id)])
+        with jobs.beating(TRAINING, job_id, attempt):
+            result = train(config, callbacks=[_JobCallback(job_id)])
     except TrainingCancelled as exc:
         TrainingJob.objects.filter(pk=job_id).update(
             status=TrainingJob.Status.CANCELLED, finished_at=timezone.now(), resumable=True, cancel_requested=False
@@ -349,8 +342,6 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
 
 def training_job_resume(*, job: TrainingJob) -> TrainingJob:
     """Requeue a failed or cancelled job; it continues from its last checkpoint."""
-    from rewardmodel.tasks import training_job_run_task
-
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().get(pk=job.pk)
         if job.status not in (TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED):
@@ -359,8 +350,10 @@ def training_job_resume(*, job: TrainingJob) -> TrainingJob:
         job.cancel_requested = False
         job.finished_at = None
         job.error = ""
+        for name, value in jobs.queued_fields().items():
+            setattr(job, name, value)
         job.save()
-        transaction.on_commit(lambda: training_job_run_task.delay(job_id=job.pk))
+        jobs.dispatch_on_commit(TRAINING, job.pk)
     _append_log(job.pk, "requeued; will resume from the last checkpoint")
     return job
 
@@ -369,17 +362,11 @@ def training_job_reap_stale(*, stale_after_s: int | None = None) -> int:
     """Mark running jobs whose worker stopped sending heartbeats as failed (and resumable).
 
     A worker killed mid-job cannot update its row; without this the job would read "running" forever.
+    The shared lifecycle's maintenance (config/jobs.py, on beat) does this for every kind; this
+    runs the training pass alone, optionally with another staleness limit.
     """
-    limit = stale_after_s if stale_after_s is not None else settings.RM_HEARTBEAT_TIMEOUT_S
-    cutoff = timezone.now() - timedelta(seconds=limit)
-    stale = TrainingJob.objects.filter(status=TrainingJob.Status.RUNNING, heartbeat_at__lt=cutoff)
-    count = stale.update(
-        status=TrainingJob.Status.FAILED,
-        finished_at=timezone.now(),
-        resumable=True,
-        error=f"worker lost: no heartbeat for {limit} s; resume to continue from the last checkpoint",
-    )
-    return count
+    kind = TRAINING if stale_after_s is None else replace(TRAINING, stale_after_s=lambda: stale_after_s)
+    return jobs.reap(kind)["failed"]
 
 
 # --- registry ------------------------------------------------------------------------------------
@@ -426,31 +413,28 @@ def model_version_register(
 
 
 def evaluation_create(*, version: ModelVersion, data: DatasetFile, created_by: Any = None) -> EvaluationRun:
-    from rewardmodel.tasks import evaluation_run_task
-
     with transaction.atomic():
-        run = EvaluationRun.objects.create(model_version=version, data=data, created_by=created_by)
-        transaction.on_commit(lambda: evaluation_run_task.delay(run_id=run.pk))
+        run = EvaluationRun.objects.create(
+            model_version=version, data=data, created_by=created_by, **jobs.queued_fields()
+        )
+        jobs.dispatch_on_commit(EVALUATION, run.pk)
     return run
 
 
 def evaluation_run(*, run_id: int) -> EvaluationRun | None:
     """Score an evaluation file with a model: accuracy overall and per subset, mean margin, best-of-N."""
-    claimed = EvaluationRun.objects.filter(pk=run_id, status=EvaluationRun.Status.QUEUED).update(
-        status=EvaluationRun.Status.RUNNING
-    )
-    if not claimed:
+    attempt = jobs.claim(EVALUATION, run_id)
+    if attempt is None:
         return None
     run = EvaluationRun.objects.select_related("model_version", "data").get(pk=run_id)
     try:
-        run.metrics = json_safe(evaluate_file(model_path=run.model_version.path, data_path=run.data.path))
-        run.status = EvaluationRun.Status.DONE
+        with jobs.beating(EVALUATION, run_id, attempt):
+            metrics = json_safe(evaluate_file(model_path=run.model_version.path, data_path=run.data.path))
+        jobs.finish(EVALUATION, run_id, attempt, EvaluationRun.Status.DONE, metrics=metrics)
     except Exception as exc:
         logger.exception("evaluation %s failed", run_id)
-        run.status = EvaluationRun.Status.FAILED
-        run.error = f"{type(exc).__name__}: {exc}"
-    run.finished_at = timezone.now()
-    run.save()
+        jobs.finish(EVALUATION, run_id, attempt, EvaluationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+    run.refresh_from_db()
     return run
 
 

@@ -22,7 +22,7 @@ def training_job_run_task(*, job_id: int) -> None:
         logger.info("training job %s finished: %s", job_id, job.status)
 
 
-@shared_task(name="rewardmodel.tasks.evaluation_run", acks_late=True)
+@shared_task(name="rewardmodel.tasks.evaluation_run", acks_late=True, reject_on_worker_lost=True)
 def evaluation_run_task(*, run_id: int) -> None:
     """Evaluate a model version on a RewardBench-format file."""
     from rewardmodel.services import evaluation_run
@@ -31,8 +31,10 @@ def evaluation_run_task(*, run_id: int) -> None:
 
 
 # Runs on the default queue: it only touches rows, and must run even while the GPU worker is busy or dead.
+# Beat runs config.jobs.maintain (every kind, training included); this name is kept for old schedules.
 @shared_task(name="rewardmodel_maintenance.training_job_reap_stale")
 def training_job_reap_stale_task() -> int:
+    """Fail (resumable) the training jobs whose worker stopped beating."""
     from rewardmodel.services import training_job_reap_stale
 
     return training_job_reap_stale()

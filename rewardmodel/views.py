@@ -15,9 +15,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
+from config import jobs
 from config.formtools import add_service_errors
 from rewardmodel.charts import curve_chart
 from rewardmodel.forms import EvaluateForm, PromoteForm, TrainingJobForm
@@ -101,7 +101,7 @@ def job_detail(request: HtmxHttpRequest, job_id: int) -> HttpResponse:
     context = _job_context(job)
     if request.htmx:
         response = render(request, "rewardmodel/partials/job_status.html", context)
-        return HttpResponseStopPolling(response.content) if job.is_finished else response
+        return jobs.poll(request, response, finished=job.is_finished)
     return render(request, "rewardmodel/job_detail.html", context)
 
 
@@ -172,5 +172,5 @@ def evaluation_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     if request.htmx:
         response = render(request, "rewardmodel/partials/evaluation_status.html", context)
         finished = run.status in (EvaluationRun.Status.DONE, EvaluationRun.Status.FAILED)
-        return HttpResponseStopPolling(response.content) if finished else response
+        return jobs.poll(request, response, finished=finished)
     return render(request, "rewardmodel/evaluation_detail.html", context)

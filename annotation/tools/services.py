@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from annotation.jobs import AI_QUERY, CODE_RUN, CORPUS_LOAD
 from annotation.models import (
     AIQuery,
     Assignment,
@@ -36,6 +37,7 @@ from annotation.services import ServiceError
 from annotation.tools import llm, sandbox
 from annotation.tools.corpus import read_jsonl
 from annotation.tools.search import WebSearchError, available_backends, corpus_search, web_search
+from config import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +108,10 @@ def corpus_load(
 
 
 def corpus_upload_create(*, upload: Any, name: str, licence: str, source: str, created_by: Any) -> Corpus:
-    """Store an uploaded JSON Lines corpus and queue its loading on a worker (after commit)."""
-    from annotation.tasks import corpus_load_file_task
+    """Store an uploaded JSON Lines corpus and queue its loading on a worker (after commit).
 
+    A broker outage leaves the corpus queued with a note; the jobs maintenance task sends it later.
+    """
     name = name.strip()
     if Corpus.objects.filter(name=name).exists():
         raise ServiceError(f"a corpus named {name!r} already exists; delete it first or choose another name")
@@ -117,28 +120,52 @@ def corpus_upload_create(*, upload: Any, name: str, licence: str, source: str, c
     with path.open("wb") as out:
         for chunk in upload.chunks():
             out.write(chunk)
-    corpus = Corpus(name=name, licence=licence, source=source, created_by=created_by, status=Corpus.Status.LOADING)
+    corpus = Corpus(
+        name=name,
+        licence=licence,
+        source=source,
+        created_by=created_by,
+        status=Corpus.Status.QUEUED,
+        upload_path=str(path),
+        **jobs.queued_fields(),
+    )
     corpus.full_clean()
     with transaction.atomic():
         corpus.save()
-        transaction.on_commit(lambda: corpus_load_file_task.delay(corpus_id=corpus.pk, path=str(path)))
+        jobs.dispatch_on_commit(CORPUS_LOAD, corpus.pk)
     return corpus
 
 
-def corpus_load_file(*, corpus_id: int, path: str) -> Corpus | None:
-    """Load an uploaded file into a corpus in LOADING state; a bad file marks the corpus FAILED."""
-    corpus = Corpus.objects.filter(pk=corpus_id, status=Corpus.Status.LOADING).first()
-    file = Path(path)
-    if corpus is None:
-        logger.info("corpus %s is not loading; nothing to do", corpus_id)
+def corpus_load_file(*, corpus_id: int, path: str | None = None) -> Corpus | None:
+    """Load a queued corpus's upload (config/jobs.py lifecycle); a bad file marks it FAILED.
+
+    Claimed by compare-and-set (queued -> loading). Documents already loaded are skipped, so a run
+    retried after its worker died continues where it stopped. The upload is deleted when it ends.
+    """
+    attempt = jobs.claim(CORPUS_LOAD, corpus_id)
+    if attempt is None:
         return None
-    try:
-        corpus_load(name=corpus.name, documents=read_jsonl(file), corpus=corpus)
-    except Exception as exc:  # the row must never stay "loading"
-        logger.exception("loading corpus %s failed", corpus_id)
-        CorpusDocument.objects.filter(corpus=corpus).delete()
-        Corpus.objects.filter(pk=corpus_id).update(status=Corpus.Status.FAILED, error=str(exc)[:2000], n_documents=0)
-    finally:
+    corpus = Corpus.objects.get(pk=corpus_id)
+    file = Path(path or corpus.upload_path)
+    with jobs.beating(CORPUS_LOAD, corpus_id, attempt):
+        try:
+            corpus_load(name=corpus.name, documents=read_jsonl(file), corpus=corpus)
+        except Exception as exc:  # the row must never stay "loading"
+            logger.exception("loading corpus %s failed", corpus_id)
+            CorpusDocument.objects.filter(corpus=corpus).delete()
+            ended = jobs.finish(
+                CORPUS_LOAD, corpus_id, attempt, Corpus.Status.FAILED, error=str(exc)[:2000], n_documents=0, upload_path=""
+            )
+        else:
+            ended = jobs.finish(
+                CORPUS_LOAD,
+                corpus_id,
+                attempt,
+                Corpus.Status.READY,
+                n_documents=CorpusDocument.objects.filter(corpus=corpus).count(),
+                upload_path="",
+            )
+    if ended:
         file.unlink(missing_ok=True)
     corpus.refresh_from_db()
     return corpus
@@ -259,8 +286,9 @@ def evidence_snippet_attach(*, search: SearchQuery, rank: int, user: Any, text: 
 # --- code runner ---------------------------------------------------------------------------------------
 
 
-def _check_pending(model: type[CodeRun] | type[AIQuery], user: Any) -> None:
-    pending = model.objects.filter(annotator=user, status__in=["queued", "running"]).count()
+def _check_pending(kind: jobs.JobKind, user: Any) -> None:
+    # Only live rows count: runs left by a dead worker or a broker outage never lock anyone out.
+    pending = kind.objects.filter(jobs.live(kind), annotator=user).count()
     if pending >= settings.TOOLS_MAX_PENDING_PER_USER:
         raise ServiceError("wait for your earlier requests to finish before sending another")
 
@@ -277,44 +305,52 @@ def sandbox_limits() -> sandbox.Limits:
 
 
 def code_run_create(*, pair: Pair, user: Any, code: str, language: str) -> CodeRun:
-    """Record a run of ``code`` and queue it on the sandbox queue (after commit)."""
-    from annotation.tasks import code_run_execute_task
+    """Record a run of ``code`` and queue it on the sandbox queue (after commit).
 
+    A broker outage leaves the run queued with a note; it is re-sent, or fails after TOOLS_QUEUED_TIMEOUT_S.
+    """
     if language not in sandbox.LANGUAGES:
         raise ValidationError({"language": f"choose one of {', '.join(sandbox.LANGUAGES)}"})
     if not code.strip():
         raise ValidationError({"code": "there is no code to run"})
     if len(code.encode("utf-8")) > settings.SANDBOX_MAX_CODE_BYTES:
         raise ValidationError({"code": f"at most {settings.SANDBOX_MAX_CODE_BYTES} bytes"})
-    _check_pending(CodeRun, user)
+    _check_pending(CODE_RUN, user)
     with transaction.atomic():
         run = CodeRun.objects.create(
-            pair=pair, annotator=user, language=language, code=code, limits=sandbox_limits().as_dict()
+            pair=pair,
+            annotator=user,
+            language=language,
+            code=code,
+            limits=sandbox_limits().as_dict(),
+            **jobs.queued_fields(),
         )
-        transaction.on_commit(lambda: code_run_execute_task.delay(run_id=run.pk))
+        jobs.dispatch_on_commit(CODE_RUN, run.pk)
     return run
 
 
 def code_run_execute(*, run_id: int) -> CodeRun | None:
-    """Run a queued code run in the sandbox and store what happened. Claimed by compare-and-set."""
-    claimed = CodeRun.objects.filter(pk=run_id, status=CodeRun.Status.QUEUED).update(
-        status=CodeRun.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
-        logger.info("code run %s is not queued; nothing to do", run_id)
+    """Run a queued code run in the sandbox and store what happened (config/jobs.py lifecycle).
+
+    Claimed by compare-and-set; never re-run after its worker died (the code may be what killed it):
+    the reaper ends such a run failed with a message.
+    """
+    attempt = jobs.claim(CODE_RUN, run_id)
+    if attempt is None:
         return None
     run = CodeRun.objects.get(pk=run_id)
     limits = sandbox.Limits.from_dict(run.limits) if run.limits else sandbox_limits()
     try:
-        result = sandbox.run(
-            run.code,
-            language=run.language,
-            limits=limits,
-            mode=settings.SANDBOX_MODE,
-            uid_range=(settings.SANDBOX_UID_MIN, settings.SANDBOX_UID_MAX),
-            use_cgroup=settings.SANDBOX_USE_CGROUP,
-            cgroup_parent_v2=settings.SANDBOX_CGROUP_PARENT,
-        )
+        with jobs.beating(CODE_RUN, run_id, attempt):
+            result = sandbox.run(
+                run.code,
+                language=run.language,
+                limits=limits,
+                mode=settings.SANDBOX_MODE,
+                uid_range=(settings.SANDBOX_UID_MIN, settings.SANDBOX_UID_MAX),
+                use_cgroup=settings.SANDBOX_USE_CGROUP,
+                cgroup_parent_v2=settings.SANDBOX_CGROUP_PARENT,
+            )
     except sandbox.SandboxUnavailable as exc:
         run.status = CodeRun.Status.REFUSED
         run.error = str(exc)
@@ -337,7 +373,11 @@ def code_run_execute(*, run_id: int) -> CodeRun | None:
     run.finished_at = timezone.now()
     # NUL bytes cannot be stored in PostgreSQL text.
     run.stdout, run.stderr = run.stdout.replace("\x00", "\ufffd"), run.stderr.replace("\x00", "\ufffd")
-    run.save()
+    outcome = (
+        "stdout stderr stdout_truncated stderr_truncated exit_code signal wall_ms cpu_ms limit_hit limits sandbox error"
+    )
+    jobs.finish(CODE_RUN, run_id, attempt, run.status, **{name: getattr(run, name) for name in outcome.split()})
+    run.refresh_from_db()
     return run
 
 
@@ -368,9 +408,10 @@ def _order_for(pair: Pair, user: Any) -> str:
 
 
 def ai_query_create(*, pair: Pair, user: Any, question: str) -> AIQuery:
-    """Record the annotator's question and queue it for the judge LLM (after commit)."""
-    from annotation.tasks import ai_query_run_task
+    """Record the annotator's question and queue it for the judge LLM (after commit).
 
+    A broker outage leaves it queued with a note; it is re-sent, or fails after TOOLS_QUEUED_TIMEOUT_S.
+    """
     if not llm_config().is_configured:
         raise ServiceError("AI assist is not configured on this server.")
     question = question.strip()
@@ -378,12 +419,17 @@ def ai_query_create(*, pair: Pair, user: Any, question: str) -> AIQuery:
         raise ValidationError({"question": "ask a question"})
     if len(question) > MAX_QUESTION_CHARS:
         raise ValidationError({"question": f"at most {MAX_QUESTION_CHARS} characters"})
-    _check_pending(AIQuery, user)
+    _check_pending(AI_QUERY, user)
     with transaction.atomic():
         query = AIQuery.objects.create(
-            pair=pair, annotator=user, question=question, order_shown=_order_for(pair, user), model=settings.LLM_MODEL
+            pair=pair,
+            annotator=user,
+            question=question,
+            order_shown=_order_for(pair, user),
+            model=settings.LLM_MODEL,
+            **jobs.queued_fields(),
         )
-        transaction.on_commit(lambda: ai_query_run_task.delay(query_id=query.pk))
+        jobs.dispatch_on_commit(AI_QUERY, query.pk)
     return query
 
 
@@ -391,17 +437,17 @@ _VERDICT_TO_CANONICAL = {"tie": AIQuery.Verdict.TIE, "unsure": AIQuery.Verdict.U
 
 
 def ai_query_run(*, query_id: int) -> AIQuery | None:
-    """Ask the judge LLM a queued question and store the answer (or the error). Claimed by compare-and-set."""
-    claimed = AIQuery.objects.filter(pk=query_id, status=AIQuery.Status.QUEUED).update(status=AIQuery.Status.RUNNING)
-    if not claimed:
-        logger.info("AI query %s is not queued; nothing to do", query_id)
+    """Ask the judge LLM a queued question and store the answer (or the error) (config/jobs.py lifecycle)."""
+    attempt = jobs.claim(AI_QUERY, query_id)
+    if attempt is None:
         return None
     query = AIQuery.objects.select_related("pair").get(pk=query_id)
     pair = query.pair
     first, second = responses_in_order(pair.response_a, pair.response_b, query.order_shown)
     messages = llm.build_messages(pair.conversation, first, second, query.question)
     try:
-        answer = llm.chat(llm_config(), messages)
+        with jobs.beating(AI_QUERY, query_id, attempt):
+            answer = llm.chat(llm_config(), messages)
     except llm.LLMError as exc:
         query.status = AIQuery.Status.FAILED
         query.error = str(exc)
@@ -420,8 +466,9 @@ def ai_query_run(*, query_id: int) -> AIQuery | None:
             query.verdict = query.order_shown[0] if answer.verdict == "response_1" else query.order_shown[1]
         else:
             query.verdict = _VERDICT_TO_CANONICAL.get(answer.verdict, AIQuery.Verdict.NONE)
-    query.finished_at = timezone.now()
-    query.save()
+    outcome = ("answer", "raw_response", "model", "latency_ms", "verdict", "error")
+    jobs.finish(AI_QUERY, query_id, attempt, query.status, **{name: getattr(query, name) for name in outcome})
+    query.refresh_from_db()
     return query
 
 

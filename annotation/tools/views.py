@@ -30,9 +30,9 @@ from annotation.tools import services as tool_services
 from annotation.tools.codeblocks import CodeBlock, extract_code_blocks
 from annotation.tools.forms import AIQuestionForm, CodeForm, CorpusUploadForm, SearchForm, SnippetForm
 from annotation.tools.search import available_backends
+from config import jobs
 
 EVIDENCE_CHANGED = "evidence-changed"
-HTMX_STOP_POLLING = 286
 
 
 def _pair_for_tools(request: HttpRequest, pair_id: int) -> Pair:
@@ -208,8 +208,7 @@ def code_run_status(request: HttpRequest, run_id: int) -> HttpResponse:
         raise Http404("No such run.")
     response = render(request, "annotation/tools/code_run.html", {"run": run})
     if run.is_finished:
-        response.status_code = HTMX_STOP_POLLING if getattr(request, "htmx", False) else 200
-        return _with_evidence_event(response)
+        return jobs.poll(request, _with_evidence_event(response), finished=True)
     return response
 
 
@@ -257,8 +256,7 @@ def ai_query_status(request: HttpRequest, query_id: int) -> HttpResponse:
         raise Http404("No such question.")
     response = render(request, "annotation/tools/ai_query.html", {"query": query})
     if query.is_finished:
-        response.status_code = HTMX_STOP_POLLING if getattr(request, "htmx", False) else 200
-        return _with_evidence_event(response)
+        return jobs.poll(request, _with_evidence_event(response), finished=True)
     return response
 
 

@@ -175,7 +175,7 @@ def test_corpus_page_is_for_admins_and_uploads_go_to_a_worker(
         response = client.post(url("corpus-list"), {"name": "Animals", "licence": "CC0", "file": upload})
     assert response.status_code == 302
     corpus = Corpus.objects.get(name="Animals")
-    assert corpus.status == Corpus.Status.LOADING
+    assert corpus.status == Corpus.Status.QUEUED and corpus.upload_path
     kwargs = delay.call_args.kwargs
     assert corpus_load_file(**kwargs) is not None
     corpus.refresh_from_db()
@@ -187,7 +187,7 @@ def test_corpus_page_is_for_admins_and_uploads_go_to_a_worker(
 
 
 def test_a_bad_corpus_upload_fails_with_the_line(users: dict[str, Any], tmp_path: Any, db: Any) -> None:
-    corpus = Corpus.objects.create(name="bad", status=Corpus.Status.LOADING)
+    corpus = Corpus.objects.create(name="bad", status=Corpus.Status.QUEUED)
     path = tmp_path / "bad.jsonl"
     path.write_text('{"title": "ok", "text": "fine"}\nnot json\n')
     corpus_load_file(corpus_id=corpus.pk, path=str(path))
