@@ -69,6 +69,15 @@ DEBIAN_DICTIONARIES: dict[str, DictSpec] = {
         "GNU Collaborative International Dictionary of English (includes Webster's 1913).",
         "dict://dict.org/d:{term}:gcide",
     ),
+    "dict-wn": DictSpec(
+        "dict-wn",
+        "wn",
+        "WordNet",
+        "WordNet 3.0 licence (permissive; WordNet 3.0 Copyright 2006 by Princeton University; "
+        "see /usr/share/doc/dict-wn/copyright)",
+        "WordNet 3.0, a lexical database of English (Princeton University): senses, synonyms and examples.",
+        "http://wordnetweb.princeton.edu/perl/webwn?s={term}",
+    ),
 }
 
 

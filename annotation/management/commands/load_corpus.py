@@ -2,12 +2,13 @@
 
     manage.py load_corpus FILE.jsonl --name NAME [--licence ...] [--source ...] [--replace]
     manage.py load_corpus --dictd /usr/share/dictd/foldoc --name FOLDOC --licence GFDL-1.1+
-    manage.py load_corpus --debian-package dict-foldoc [--debian-package dict-jargon ...]
+    manage.py load_corpus --debian-package dict-wn [--debian-package dict-foldoc ...]
     manage.py load_corpus --demo        # what `make run` does: see below
 
-``--demo`` loads every known Debian dictionary package that is installed among ``dict-foldoc`` and
-``dict-jargon``; when none is, it loads the shipped sample ``demo/corpus/jargon-sample.jsonl``
-(public-domain Jargon File entries). Corpora already loaded are left alone (``--if-missing`` is
+``--demo`` loads the shipped ``demo/corpus/wordnet-demo.jsonl``: the WordNet 3.0 entries for the
+words of the demo pairs (everyday conversation), derived from Debian's dict-wn (see
+demo/corpus/README.md). It needs no Debian package, so it works on a fresh machine; the whole of
+WordNet is ``--debian-package dict-wn``. Corpora already loaded are left alone (``--if-missing`` is
 implied), so it can run on every start.
 """
 
@@ -32,13 +33,14 @@ from annotation.tools.corpus import (
 )
 from annotation.tools.services import corpus_load
 
-DEMO_PACKAGES = ("dict-foldoc", "dict-jargon")
-DEMO_SAMPLE = {
-    "file": "demo/corpus/jargon-sample.jsonl",
-    "name": "Jargon File (sample)",
-    "licence": "Public domain (The Jargon File 4.4.7)",
-    "source": "400 entries of Debian package dict-jargon 4.4.7-3.1; see demo/corpus/README.md",
-    "description": "The on-line hacker Jargon File, version 4.4.7, 29 Dec 2003 (a sample).",
+DEMO_CORPUS = {
+    "file": "demo/corpus/wordnet-demo.jsonl",
+    "name": "WordNet 3.0 (demo vocabulary)",
+    "licence": "WordNet 3.0 licence: WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. "
+    "Free to use, copy, modify and distribute with this notice (demo/corpus/WORDNET-LICENSE).",
+    "source": "Debian package dict-wn 1:3.0-37, the entries for the words of demo/pairs.jsonl; "
+    "see demo/corpus/README.md",
+    "description": "WordNet 3.0 (Princeton University): English words with their senses, synonyms and examples.",
 }
 
 
@@ -57,7 +59,7 @@ class Command(BaseCommand):
         parser.add_argument("--url-template", default="", help="for --dictd: source URL per entry, with {term}")
         parser.add_argument("--debian-package", action="append", default=[], choices=sorted(DEBIAN_DICTIONARIES))
         parser.add_argument(
-            "--demo", action="store_true", help="the demo corpora (installed packages, else the sample)"
+            "--demo", action="store_true", help="the demo corpus (WordNet entries for the demo pairs' words)"
         )
         parser.add_argument("--replace", action="store_true", help="replace a corpus of the same name")
         parser.add_argument("--if-missing", action="store_true", help="do nothing for a corpus already loaded")
@@ -65,15 +67,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         jobs: list[dict[str, Any]] = []
         if options["demo"]:
+            # The shipped file, not an installed package: the demo works the same on a fresh machine.
             options["if_missing"] = True
-            installed = [p for p in DEMO_PACKAGES if debian_package_version(p)]
-            options["debian_package"] = installed
-            if not installed:
-                self.stdout.write(
-                    "no Debian dictionary package installed (apt-get install dict-foldoc dict-jargon); loading the shipped sample"
-                )
-                sample = DEMO_SAMPLE
-                jobs.append({**sample, "documents": lambda: read_jsonl(Path(settings.BASE_DIR) / sample["file"])})
+            demo = DEMO_CORPUS
+            jobs.append({**demo, "documents": lambda: read_jsonl(Path(settings.BASE_DIR) / demo["file"])})
         for package in options["debian_package"]:
             spec = DEBIAN_DICTIONARIES[package]
             version = debian_package_version(package)

@@ -19,7 +19,7 @@ from annotation.tools.highlight import fts5_match, marked_to_html, parse_query
 from annotation.tools.search import corpus_search
 from annotation.tools.searxng import WebSearchError, searxng_search
 from annotation.tools.services import corpus_delete, corpus_load, search_run
-from tests.annotation.tools.conftest import SAMPLE, send_json
+from tests.annotation.tools.conftest import send_json
 
 # --- query parsing and highlighting (pure) -----------------------------------------------------------
 
@@ -182,19 +182,6 @@ def test_load_corpus_command_reads_json_lines_and_reports_bad_lines(tmp_path: Pa
     bad.write_text('{"title": "ok", "text": "fine"}\n{"title": "", "text": "x"}\n')
     with pytest.raises(CommandError, match="line 2: 'title'"):
         call_command("load_corpus", str(bad), "--name", "broken")
-
-
-def test_demo_loads_the_shipped_sample_when_no_debian_package_is_installed(
-    monkeypatch: pytest.MonkeyPatch, db: Any
-) -> None:
-    import annotation.management.commands.load_corpus as command
-
-    monkeypatch.setattr(command, "debian_package_version", lambda package: None)
-    call_command("load_corpus", "--demo")
-    call_command("load_corpus", "--demo")  # idempotent: runs on every `make run`
-    corpus = Corpus.objects.get()
-    assert corpus.n_documents == sum(1 for line in SAMPLE.read_text().splitlines() if line.strip()) == 400
-    assert "Public domain" in corpus.licence
 
 
 def test_demo_loads_installed_debian_dictionaries(db: Any) -> None:
