@@ -32,6 +32,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,7 +365,8 @@ def parse_kv(text: str) -> dict[str, int]:
 # --- leftovers ----------------------------------------------------------------------------------------
 
 
-def _owner(path: Path) -> int | None:
+def owner_pid(path: Path) -> int | None:
+    """The pid of the worker process that made run cgroup ``path`` (None for a foreign name)."""
     rest = path.name[len(RUN_PREFIX) :]
     head = rest.split("-", 1)[0]
     return int(head) if head.isdigit() and "-" in rest else None
@@ -380,13 +382,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_cgroups(cgroup_parent: str = "", support: Support | None = None) -> list[Path]:
-    """Every run cgroup present where this worker creates them (empty when there is no such place)."""
+def run_cgroups(
+    cgroup_parent: str = "", support: Support | None = None, owners: Collection[int] | None = None
+) -> list[Path]:
+    """Every run cgroup present where this worker creates them (empty when there is no such place).
+
+    ``owners``: only those made by these worker pids (a shared hierarchy may hold other workers' runs).
+    """
     support = support or detect(cgroup_parent)
     found: list[Path] = []
     for base in support.bases.values():
         with contextlib.suppress(OSError):
             found += sorted(p for p in base.iterdir() if p.is_dir() and p.name.startswith(RUN_PREFIX))
+    if owners is not None:
+        found = [p for p in found if owner_pid(p) in owners]
     return found
 
 
@@ -399,13 +408,14 @@ def cleanup_stale(cgroup_parent: str = "", *, min_age_s: float = 60.0) -> list[P
     removed: list[Path] = []
     now = time.time()
     for path in run_cgroups(cgroup_parent):
-        owner = _owner(path)
+        owner = owner_pid(path)
         empty = not _words(path / "cgroup.procs")
         try:
             age = now - path.stat().st_mtime
         except OSError:
             continue
-        if (owner is not None and _alive(owner)) and not (empty and age >= min_age_s):
+        orphaned = owner is not None and not _alive(owner)
+        if not orphaned and not (empty and age >= min_age_s):
             continue
         _kill_members(path)
         if _rmdir(path):

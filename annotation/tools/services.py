@@ -10,7 +10,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -487,8 +487,11 @@ def sandbox_cgroups_cleanup() -> list[str]:
     return [str(p) for p in removed]
 
 
-def sandbox_cgroups_left() -> list[str]:
-    """Run cgroups present where this worker creates them (none once every run has ended)."""
+def sandbox_cgroups_left(owners: Collection[int] | None = None) -> list[str]:
+    """Run cgroups present where this worker creates them (none once every run has ended).
+
+    ``owners``: only those of these worker pids (a shared hierarchy may hold other workers' runs).
+    """
     from annotation.tools import cgroups
 
-    return [str(p) for p in cgroups.run_cgroups(settings.SANDBOX_CGROUP_PARENT)]
+    return [str(p) for p in cgroups.run_cgroups(settings.SANDBOX_CGROUP_PARENT, owners=owners)]

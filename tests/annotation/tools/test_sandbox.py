@@ -551,7 +551,7 @@ def test_without_those_layers_the_same_escapes_succeed() -> None:
 
 
 def _owned_by(pid: int) -> list[Path]:
-    return [p for p in cgroups.run_cgroups("") if p.name.startswith(f"{cgroups.RUN_PREFIX}{pid}-")]
+    return cgroups.run_cgroups("", owners=[pid])
 
 
 @pytest.mark.parametrize("mode", [sandbox.MODE_BWRAP, sandbox.MODE_UNSAFE])
