@@ -23,6 +23,8 @@ PURE = [
     "annotation/formats.py",
     "annotation/ordering.py",
     "annotation/tools/sandbox.py",
+    "annotation/tools/cgroups.py",
+    "annotation/tools/seccomp.py",
     "annotation/tools/llm.py",
     "annotation/tools/searxng.py",
     "annotation/tools/highlight.py",
