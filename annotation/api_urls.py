@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 
-from annotation import apis
+from annotation import apis, auth
 
 app_name = "api"
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="token"),
+    path("auth/token/", auth.TokenObtainApi.as_view(), name="token"),
+    path("users/<int:user_id>/token/", auth.UserTokenRevokeApi.as_view(), name="user-token"),
     path("projects/", apis.ProjectListApi.as_view(), name="project-list"),
     path("projects/<int:project_id>/", apis.ProjectDetailApi.as_view(), name="project-detail"),
     path("projects/<int:project_id>/progress/", apis.ProjectProgressApi.as_view(), name="project-progress"),

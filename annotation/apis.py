@@ -26,7 +26,7 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import exceptions, serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -50,7 +50,7 @@ from annotation.models import (
 )
 from annotation.ordering import SHOWN_CHOICES, canonical_to_shown, responses_in_order, shown_to_canonical
 from annotation.permissions import IsAdminRole, IsAnnotator, IsLeadOrAdmin
-from annotation.roles import is_annotator, is_lead
+from annotation.roles import is_annotator
 from annotation.selectors import (
     annotation_get_for_annotator,
     annotation_list_for_pair,
@@ -58,6 +58,7 @@ from annotation.selectors import (
     assignment_get_for_pair,
     import_batch_get_for_user,
     pair_get_for_user,
+    pair_labels_visible_to,
     pair_list,
     project_get_for_member,
     project_get_for_user,
@@ -74,6 +75,7 @@ from annotation.services import (
     project_create,
     project_update,
 )
+from annotation.tokens import ExpiringTokenAuthentication
 from config.apitools import Conflict, ErrorOutputSerializer
 
 # --- plumbing ----------------------------------------------------------------------------------
@@ -87,7 +89,7 @@ class BaseApi(APIView):
     still works, with CSRF checks on writes.
     """
 
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [ExpiringTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -433,7 +435,7 @@ class PairDetailApi(BaseApi):
     def get(self, request: Request, pair_id: int) -> Response:
         user = request.user
         pair = pair_get_for_user(user, pair_id)
-        if pair is not None and is_lead(user):
+        if pair is not None and pair_labels_visible_to(user, pair):
             # The selector's queryset (ordered, annotators joined) fills pair.annotations for the serializer.
             prefetch_related_objects([pair], Prefetch("annotations", queryset=annotation_list_for_pair(pair)))
             return Response(self.ReviewerOutputSerializer(pair).data)

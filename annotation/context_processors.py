@@ -9,7 +9,8 @@ from annotation.roles import is_admin, is_annotator, is_lead
 
 
 def roles(request: HttpRequest) -> dict[str, Any]:
-    user = request.user
+    # A 400 raised before AuthenticationMiddleware (e.g. a disallowed Host) renders without request.user.
+    user = getattr(request, "user", None)
     return {
         "SITE_NAME": settings.SITE_NAME,
         "user_is_admin": is_admin(user),

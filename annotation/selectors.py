@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Case, Count, Q, QuerySet, When
 
 from annotation.models import Annotation, Assignment, ImportBatch, Pair, Project
-from annotation.roles import is_admin
+from annotation.roles import is_admin, is_annotator, is_lead
 
 
 def project_list_for_user(user: Any) -> QuerySet[Project]:
@@ -97,8 +97,33 @@ def annotation_list_for_annotator(project: Project, annotator: Any, limit: int =
     )
 
 
+def pair_labels_visible_to(user: Any, pair: Pair) -> bool:
+    """Whether ``user`` may see other people's labels (and tool evidence) on ``pair``: the blindness rule.
+
+    Blindness holds per pair, not per role. Roles may combine (a lead may also annotate), so a lead
+    or admin sees the labels of a pair only when they will not label it themselves:
+
+    - never while they hold a live assignment on it (an open claim, or an offered retest);
+    - when they can claim pairs in its project (annotator role and member), only once the pair is
+      complete or they have submitted their own label on it (they cannot label it again).
+
+    Every reviewer path (``GET /api/pairs/<id>/``, the dispute pages and API, the tool-evidence
+    selectors) asks this one function; callers answer 404 or 403 when it says no.
+    """
+    if not is_lead(user):
+        return False
+    mine = Assignment.objects.filter(pair=pair, annotator=user)
+    if mine.filter(status__in=[Assignment.Status.CLAIMED, Assignment.Status.OFFERED]).exists():
+        return False
+    if pair.status == Pair.Status.COMPLETE or not is_annotator(user):
+        return True
+    if not Project.objects.filter(pk=pair.project_id, members=user).exists():
+        return True
+    return mine.filter(status=Assignment.Status.SUBMITTED).exists()
+
+
 def annotation_list_for_pair(pair: Pair) -> QuerySet[Annotation]:
-    """All labels of a pair, for leads and admins only (callers check the role)."""
+    """All labels of a pair, for reviewers only: callers check :func:`pair_labels_visible_to` first."""
     return Annotation.objects.filter(pair=pair).select_related("annotator").order_by("submitted_at")
 
 

@@ -394,6 +394,19 @@ def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInp
             raise ServiceError("open this pair from your queue before labelling it")
         pair = Pair.objects.select_for_update().select_related("project").get(pk=assignment.pair_id)
         project = pair.project
+        if assignment.status == Assignment.Status.EXPIRED:
+            # An old, released or expired claim: the annotator may have claimed (and labelled) this pair
+            # again since. Checked under the pair's lock, so two submissions cannot both pass.
+            newer = (
+                Assignment.objects.filter(pair=pair, annotator=annotator)
+                .exclude(pk=assignment.pk)
+                .exclude(status=Assignment.Status.EXPIRED)
+                .first()
+            )
+            if newer is not None and newer.status == Assignment.Status.SUBMITTED:
+                raise ServiceError("you have labelled this pair since; this older claim on it cannot be submitted")
+            if newer is not None:
+                raise ServiceError("you hold a newer claim on this pair; submit your label from that one")
         _validate_input(project, data)
         n = project.annotators_per_pair
         is_retest = assignment.kind == Assignment.Kind.RETEST

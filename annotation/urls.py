@@ -24,4 +24,5 @@ urlpatterns = [
     path("users/", views.user_list, name="user-list"),
     path("users/new/", views.user_create_view, name="user-create"),
     path("users/<int:user_id>/edit/", views.user_edit, name="user-edit"),
+    path("users/<int:user_id>/revoke-token/", views.user_token_revoke, name="user-token-revoke"),
 ]

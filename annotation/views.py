@@ -534,3 +534,17 @@ def user_edit(request: HtmxHttpRequest, user_id: int) -> HttpResponse:
             initial={"roles": roles, "projects": list(edited.projects.all())}, editing_self=editing_self
         )
     return render(request, "annotation/user_form.html", {"form": form, "edited": edited})
+
+
+@admin_required
+@require_POST
+def user_token_revoke(request: HtmxHttpRequest, user_id: int) -> HttpResponse:
+    """Revoke a user's API token (admins); their API requests with it get 401 from then on."""
+    from annotation.tokens import token_revoke
+
+    edited = get_object_or_404(get_user_model(), pk=user_id)
+    if token_revoke(user=edited):
+        messages.success(request, f"The API token of “{edited.username}” was revoked.")
+    else:
+        messages.info(request, f"“{edited.username}” had no API token.")
+    return redirect("annotation:user-edit", user_id=edited.pk)

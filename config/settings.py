@@ -6,10 +6,15 @@ Every setting comes from the environment, with a default that works on a fresh c
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,11 +23,26 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+_TRUE_WORDS = {"1", "true", "yes", "on"}
+_FALSE_WORDS = {"0", "false", "no", "off"}
+
+
 def env_bool(name: str, default: bool = False) -> bool:
+    """A boolean variable; anything but true/false, 1/0, yes/no, on/off (any case) refuses to start.
+
+    A typo must not quietly mean false: ``SESSION_COOKIE_SECURE=ture`` would send session cookies over HTTP.
+    """
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(
+        f"environment variable {name} must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}"
+    )
 
 
 def env_int(name: str, default: int) -> int:
@@ -32,7 +52,7 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from exc
+        raise ImproperlyConfigured(f"environment variable {name} must be an integer, got {value!r}") from exc
 
 
 def env_float(name: str, default: float) -> float:
@@ -42,7 +62,7 @@ def env_float(name: str, default: float) -> float:
     try:
         return float(value)
     except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be a number, got {value!r}") from exc
+        raise ImproperlyConfigured(f"environment variable {name} must be a number, got {value!r}") from exc
 
 
 def env_secret(name: str, default: str = "") -> str:
@@ -56,8 +76,40 @@ def env_secret(name: str, default: str = "") -> str:
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env_secret("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+
+def _local_secret_key(path: Path) -> str:
+    """The key kept in ``path`` (mode 0600), created on first use; concurrent first starts agree on one key."""
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mkstemp creates it 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+        with contextlib.suppress(FileExistsError):  # another process got there first: use theirs
+            os.link(tmp, path)  # atomic, and never replaces an existing key
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
+
+
+# Fail closed: DEBUG is off unless set, and a process without a real SECRET_KEY refuses to start.
+# The embedded local setup (`make run`, `make web`, `make worker`, the test suite) opts in with
+# SYNPREF_DEV=1 (or DEBUG=true): it keeps a generated key in VAR_DIR/secret_key and serves plain HTTP.
+DEBUG = env_bool("DEBUG", False)
+DEV_MODE = env_bool("SYNPREF_DEV", False) or DEBUG
+_PLACEHOLDER_SECRET_KEYS = {"", "change-me", "dev-only-insecure-key-change-me-in-production"}
+SECRET_KEY = env_secret("SECRET_KEY", "").strip()
+if SECRET_KEY in _PLACEHOLDER_SECRET_KEYS:
+    if not DEV_MODE:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set (or is the placeholder from .env.example) and DEBUG is off. Set SECRET_KEY "
+            "(or SECRET_KEY_FILE) to a long random value, e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`; for a local setup set SYNPREF_DEV=1 "
+            "to keep a generated key in VAR_DIR/secret_key."
+        )
+    SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
 ALLOWED_HOSTS = [h for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 SITE_NAME = env_str("SITE_NAME", "SynPref Studio")
@@ -135,7 +187,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = DEV_MODE  # production serves collectstatic's STATIC_ROOT
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 UPLOAD_DIR = MEDIA_ROOT / "uploads"
@@ -147,13 +199,56 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotation:home"
 LOGOUT_REDIRECT_URL = "login"
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+def _cache_from_url(url: str) -> dict[str, Any]:
+    """CACHE_URL: redis://host:6379/1 (production: shared by every web process), file:///path, or locmem://."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if url.startswith("locmem://"):
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    if url.startswith("file://"):
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": url[len("file://") :]}
+    raise ImproperlyConfigured(
+        f"CACHE_URL must start with redis://, rediss://, unix://, file:// or locmem://, got {url!r}"
+    )
+
+
+# The cache holds log-in lockout counts and API throttle counts, so every web process must share it:
+# a file cache under VAR_DIR by default (one machine), Redis in production. Not per-process locmem.
+CACHES = {"default": _cache_from_url(env_str("CACHE_URL", f"file://{VAR_DIR / 'cache'}"))}
+# Sessions are read from the cache and written through to the database: one SQL query less on
+# every request (the labelling page's submit-and-next has a budget of 10), nothing lost on a restart.
+SESSION_ENGINE = env_str("SESSION_ENGINE", "django.contrib.sessions.backends.cached_db")
+
+# Log-in lockout (log-in page and POST /api/auth/token/ alike; config/lockout.py, docs/security.md).
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)  # per username and client address
+LOGIN_IP_FAILURE_LIMIT = env_int("LOGIN_IP_FAILURE_LIMIT", 50)  # per client address, any usernames
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)  # the window counted, and how long a lockout lasts
+# API tokens expire this many hours after they were issued (0: never); admins can revoke them at any time.
+TOKEN_TTL_HOURS = env_int("TOKEN_TTL_HOURS", 24 * 30)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "annotation.tokens.ExpiringTokenAuthentication",
     ],
+    # JSON nested deeper than config.parsers.MAX_JSON_DEPTH is a 400, never a RecursionError (500).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_USER", "600/minute"),  # per signed-in user, every endpoint together
+        "anon": env_str("API_THROTTLE_ANON", "60/minute"),  # per client address, anonymous requests
+        "login": env_str("API_THROTTLE_LOGIN", "30/minute"),  # POST /api/auth/token/ per client address
+    },
+    # Proxies in front of the app whose X-Forwarded-For may be trusted for the client address (0: none).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
@@ -252,14 +347,26 @@ RM_HEARTBEAT_TIMEOUT_S = env_int("RM_HEARTBEAT_TIMEOUT_S", 900)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # A refused request (403) is logged as one warning line, without the traceback Django attaches.
+    "filters": {"no_traceback_for_403": {"()": "config.logfilters.NoTracebackForPermissionDenied"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["no_traceback_for_403"]},
+    },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+# HTTPS. Production defaults to secure cookies; the local setup serves plain HTTP on 127.0.0.1.
+# Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=true (trust its X-Forwarded-Proto) and
+# SECURE_SSL_REDIRECT=true; `manage.py check --deploy` is clean with the values in README "Production".
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEV_MODE)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEV_MODE)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", False) else None
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 # --- Annotator tools: fact-check search, sandboxed code runner, AI assist (annotation/tools/) ------
 # Search: full-text search over the corpora an admin loaded (`manage.py load_corpus`). A SearxNG

@@ -25,7 +25,7 @@ from django_htmx.middleware import HtmxDetails
 
 from annotation.models import Project
 from annotation.roles import is_admin, is_lead
-from annotation.selectors import project_get_for_user
+from annotation.selectors import pair_labels_visible_to, project_get_for_user
 from annotation.services import ServiceError
 from config.formtools import add_service_errors
 from curation import selectors
@@ -167,6 +167,9 @@ def _review_context(
 def dispute_review(request: HtmxHttpRequest, project: Project, dispute_id: int) -> HttpResponse:
     """The review page (GET) and the resolve action (POST; htmx gets the updated resolve panel)."""
     dispute = _get_dispute(project, dispute_id)
+    if not pair_labels_visible_to(request.user, dispute.pair):
+        # Blindness per pair: a lead who also annotates never reviews a pair they hold or may still label.
+        raise PermissionDenied("You hold or may still label this pair, so its labels are hidden from you.")
     if request.method == "GET":
         return render(request, "curation/dispute_review.html", _review_context(project, dispute))
     form = ResolveForm(request.POST)

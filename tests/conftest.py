@@ -53,6 +53,9 @@ def _fast_settings(settings: Any, tmp_path: Path) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.UPLOAD_DIR = tmp_path / "uploads"
     settings.MODEL_STORE_DIR = tmp_path / "models"
+    from django.core.cache import cache
+
+    cache.clear()  # log-in lockout and API throttle counts start at zero in every test
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from annotation.models import (
     SearchResultOpened,
 )
 from annotation.roles import is_lead
-from annotation.selectors import pair_get_for_user
+from annotation.selectors import pair_get_for_user, pair_labels_visible_to
 
 EVIDENCE_MODELS: dict[str, type[Model]] = {
     "search": SearchQuery,
@@ -63,7 +63,7 @@ def pair_get_for_evidence(user: Any, pair_id: int) -> tuple[Pair | None, bool]:
         return None, False
     if is_lead(user):
         pair = pair_get_for_user(user, pair_id)
-        if pair is not None:
+        if pair is not None and pair_labels_visible_to(user, pair):
             return pair, True
     pair = Pair.objects.select_related("project").filter(pk=pair_id).first()
     if pair is not None and Assignment.objects.filter(pair=pair, annotator=user).exists():
