@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from curation import round_views, views
+from curation import browser_views, round_views, views
 
 app_name = "curation"
 
@@ -12,6 +12,18 @@ urlpatterns = [
     path("projects/<int:project_id>/disputes/", views.dispute_list, name="dispute-list"),
     path("projects/<int:project_id>/disputes/<int:dispute_id>/", views.dispute_review, name="dispute-review"),
     path("projects/<int:project_id>/settings/", views.settings_edit, name="settings"),
+    path("projects/<int:project_id>/pairs/", browser_views.pair_browser, name="pair-browser"),
+    path("projects/<int:project_id>/pairs/export.jsonl", browser_views.pair_browser_export, name="pair-browser-export"),
+    path("projects/<int:project_id>/pairs/<int:pair_id>/", browser_views.pair_detail, name="pair-detail"),
+    path(
+        "projects/<int:project_id>/annotators/<int:user_id>/", browser_views.annotator_detail, name="annotator-detail"
+    ),
+    path(
+        "projects/<int:project_id>/disputes/<int:dispute_id>/comments/",
+        browser_views.dispute_comment,
+        name="dispute-comment",
+    ),
+    path("projects/<int:project_id>/my-disputes/", browser_views.my_disputes, name="my-disputes"),
     path("projects/<int:project_id>/rounds/", round_views.round_list, name="round-list"),
     path("projects/<int:project_id>/rounds/<int:round_id>/", round_views.round_detail, name="round-detail"),
     path("projects/<int:project_id>/rounds/<int:round_id>/resume/", round_views.round_resume_view, name="round-resume"),

@@ -149,6 +149,8 @@ def dispute_list(request: HtmxHttpRequest, project: Project) -> HttpResponse:
 def _review_context(
     project: Project, dispute: Dispute, form: ResolveForm | None = None, **extra: Any
 ) -> dict[str, Any]:
+    from curation.review import dispute_comment_list
+
     review = selectors.dispute_review(project, dispute)
     return {
         "project": project,
@@ -157,6 +159,7 @@ def _review_context(
         "pair": review.pair,
         "form": form or ResolveForm(),
         "decisions": DisputeResolution.Decision.choices,
+        "comments": list(dispute_comment_list(dispute)),
         **extra,
     }
 
@@ -190,9 +193,12 @@ def dispute_review(request: HtmxHttpRequest, project: Project, dispute_id: int) 
             if result.resolution.is_discard:
                 notice = "Pair discarded."
             elif result.waiting_for_gate:
-                notice = "Resolved. The pair becomes verified once its batch passes the agreement gate (or a lead accepts the batch)."
+                # The panel itself says what the pair waits for; the notice does not repeat it.
+                notice = "Resolved."
             else:
                 notice = "Resolved; the pair is verified."
+            if request.POST.get("next"):
+                return _to_next_dispute(request, project, dispute, notice)
             if not request.htmx:
                 messages.success(request, notice)
                 return redirect("curation:dispute-review", project_id=project.pk, dispute_id=dispute.pk)
@@ -204,6 +210,23 @@ def dispute_review(request: HtmxHttpRequest, project: Project, dispute_id: int) 
         response = render(request, "curation/partials/resolve_panel.html", context, status=200)
         return trigger_client_event(response, "disputeResolved", {"dispute": dispute.pk}) if notice else response
     return render(request, "curation/dispute_review.html", context, status=status)
+
+
+def _to_next_dispute(request: HtmxHttpRequest, project: Project, done: Dispute, notice: str) -> HttpResponse:
+    """After a decision, straight to the next open dispute this lead may review (or the queue when none is left)."""
+    from django.urls import reverse
+    from django_htmx.http import HttpResponseClientRedirect
+
+    from curation.review import dispute_next_open
+
+    following = dispute_next_open(project, request.user, exclude_id=done.pk)
+    if following is None:
+        messages.success(request, f"Pair #{done.pair_id}: {notice} No open disputes are left.")
+        url = reverse("curation:dispute-list", args=[project.pk])
+    else:
+        messages.success(request, f"Pair #{done.pair_id}: {notice} Here is the next dispute.")
+        url = reverse("curation:dispute-review", args=[project.pk, following.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 # --- settings ------------------------------------------------------------------------------------
