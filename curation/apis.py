@@ -26,7 +26,7 @@ from rest_framework.response import Response
 
 from annotation.models import Objectivity, Pair, Project
 from annotation.permissions import IsAdminRole, IsLeadOrAdmin
-from annotation.selectors import project_get_for_user
+from annotation.selectors import pair_labels_visible_to, project_get_for_user
 from annotation.services import ServiceError
 from config.apitools import FORBIDDEN_403, VALIDATION_400, ServiceApi, conflict_from, error_response
 from curation import selectors
@@ -59,10 +59,13 @@ def _get_project(user: Any, project_id: int) -> Project:
     return project
 
 
-def _get_dispute(project: Project, dispute_id: int) -> Dispute:
+def _get_dispute(project: Project, dispute_id: int, user: Any) -> Dispute:
+    """The dispute, else 404; 403 when ``user`` holds or may still label its pair (blindness per pair)."""
     dispute = selectors.dispute_get(project, dispute_id)
     if dispute is None:
         raise exceptions.NotFound("No such dispute.")
+    if not pair_labels_visible_to(user, dispute.pair):
+        raise exceptions.PermissionDenied("You hold or may still label this pair, so its labels are hidden from you.")
     return dispute
 
 
@@ -392,7 +395,7 @@ class DisputeDetailApi(CurationApi):
     @extend_schema(tags=["curation"], responses={200: OutputSerializer, 403: FORBIDDEN_403, 404: NOT_FOUND_404})
     def get(self, request: Request, project_id: int, dispute_id: int) -> Response:
         project = _get_project(request.user, project_id)
-        dispute = _get_dispute(project, dispute_id)
+        dispute = _get_dispute(project, dispute_id, request.user)
         review = selectors.dispute_review(project, dispute)
         payload = {
             **{name: getattr(dispute, name) for name in DisputeOutputSerializer().fields},
@@ -422,7 +425,7 @@ class DecisionOutputSerializer(serializers.Serializer):
 
 def _decide(request: Request, project_id: int, dispute_id: int, decision: str, note: str) -> Response:
     project = _get_project(request.user, project_id)
-    dispute = _get_dispute(project, dispute_id)
+    dispute = _get_dispute(project, dispute_id, request.user)
     result = dispute_resolve(dispute_id=dispute.pk, lead=request.user, decision=decision, note=note)
     dispute.refresh_from_db()
     payload = {

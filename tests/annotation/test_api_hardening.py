@@ -329,3 +329,20 @@ def test_resubmitting_an_old_claim_on_the_web_is_a_form_error(project: Any, user
     )
     assert response.status_code == 200
     assert "labelled this pair since" in response.content.decode()
+
+
+def test_dual_role_user_holding_a_disputed_pair_cannot_review_it(
+    project: Any, users: dict[str, Any], dual: Any
+) -> None:
+    from curation.models import Dispute
+
+    pair = PairFactory(project=project)
+    claim_and_label(project, users["alice"])
+    assert assignment_claim_next(project=project, annotator=dual) is not None
+    dispute = Dispute.objects.create(project=project, pair=pair, batch_key="b1", reason=Dispute.Reason.choices[0][0])
+    api = f"/api/projects/{project.pk}/disputes/{dispute.pk}/"
+    assert token_client(dual).get(api).status_code == 403
+    assert token_client(users["lena"]).get(api).status_code == 200
+    page = Client()
+    page.force_login(dual)
+    assert page.get(f"/curation/projects/{project.pk}/disputes/{dispute.pk}/").status_code == 403
