@@ -29,6 +29,7 @@ def fresh_postgres(name: str) -> str:
     # Keep benchmark artefacts and broker messages away from the dev data under var/.
     os.environ.setdefault("VAR_DIR", str(Path(tempfile.gettempdir()) / "synpref-bench-var"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("SYNPREF_DEV", "1")  # a local run: generated key under VAR_DIR (docs/security.md)
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], check=True, env=os.environ.copy())
     sys.path.insert(0, str(ROOT))
     import django
