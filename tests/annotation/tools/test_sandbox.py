@@ -575,8 +575,13 @@ def test_a_killed_worker_leaves_no_cgroup_and_no_process_after_cleanup(writable_
         cwd=django_settings.BASE_DIR,
     )
     try:
-        left = wait_for(lambda: _owned_by(worker.pid) or None, timeout=20, interval=0.1)
-        wait_for(lambda: all((p / "cgroup.procs").read_text().strip() for p in left), timeout=20, interval=0.1)
+        # The run's process joins only once every controller's cgroup is made, so then all are there.
+        wait_for(
+            lambda: any((p / "cgroup.procs").read_text().strip() for p in _owned_by(worker.pid)) or None,
+            timeout=20,
+            interval=0.1,
+        )
+        left = _owned_by(worker.pid)
     finally:
         worker.kill()
         worker.wait()
