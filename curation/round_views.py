@@ -16,8 +16,11 @@ from annotation.models import Project
 from annotation.roles import is_admin
 from config import jobs
 from curation.models import CurationRound, DatasetVersion
+from curation.round_checks import round_readiness, round_shortfall
 from curation.rounds import DEFAULT_ROUND_CONFIG, round_create, round_resume
 from curation.views import HtmxHttpRequest, lead_view
+from rewardmodel.presets import where_it_runs
+from rewardmodel.selectors import training_device_last_seen
 from rewardmodel.services import base_model_choices
 
 
@@ -40,6 +43,9 @@ class RoundForm(forms.Form):
     batch_size = forms.IntegerField(min_value=1, initial=DEFAULT_ROUND_CONFIG["train"]["batch_size"])
     max_length = forms.IntegerField(min_value=16, initial=DEFAULT_ROUND_CONFIG["train"]["max_length"])
     max_steps = forms.IntegerField(min_value=0, initial=0, help_text="> 0 caps training steps.")
+    start_anyway = forms.BooleanField(
+        required=False, label="Start anyway", help_text="Run the round although something it needs is missing."
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,15 +81,20 @@ def _get_round(project: Project, round_id: int) -> CurationRound:
 def round_list(request: HtmxHttpRequest, project: Project) -> HttpResponse:
     """Rounds of a project with their accuracy trajectory; admins start the next round here."""
     form = RoundForm(request.POST or None)
+    readiness = round_readiness(project)
     if request.method == "POST":
         _require_admin(request.user)
+        if form.is_valid() and not readiness.ready and not form.cleaned_data["start_anyway"]:
+            form.add_error(
+                "start_anyway", "Something this round needs is missing (see above): tick to start it anyway."
+            )
         if form.is_valid():
             try:
                 round_ = round_create(project=project, created_by=request.user, config=form.round_config())
             except ValidationError as exc:
                 form.add_error(None, " ".join(exc.messages))
             else:
-                messages.success(request, f"Round {round_.number} queued on the GPU worker.")
+                messages.success(request, f"Round {round_.number} queued {where_it_runs(training_device_last_seen())}.")
                 return redirect("curation:round-detail", project_id=project.pk, round_id=round_.pk)
     rounds = list(CurationRound.objects.filter(project=project).select_related("model_version"))
     versions = DatasetVersion.objects.filter(project=project).select_related("train_data", "eval_data")[:20]
@@ -96,6 +107,7 @@ def round_list(request: HtmxHttpRequest, project: Project) -> HttpResponse:
             "rounds": rounds,
             "versions": versions,
             "can_start": is_admin(request.user),
+            "readiness": readiness,
         },
     )
 
@@ -103,7 +115,13 @@ def round_list(request: HtmxHttpRequest, project: Project) -> HttpResponse:
 @lead_view
 def round_detail(request: HtmxHttpRequest, project: Project, round_id: int) -> HttpResponse:
     round_ = _get_round(project, round_id)
-    context = {"project": project, "round": round_, "can_start": is_admin(request.user)}
+    context = {
+        "project": project,
+        "round": round_,
+        "can_start": is_admin(request.user),
+        "shortfall": round_shortfall(round_),
+        "readiness": round_readiness(project),
+    }
     if request.htmx:
         response = render(request, "curation/partials/round_status.html", context)
         return jobs.poll(request, response, finished=round_.is_finished)

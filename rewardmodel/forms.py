@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 
 from rewardmodel.models import DatasetFile, ModelVersion
+from rewardmodel.presets import CUSTOM, PRESET_LABELS, PRESETS, preset_config
 from rewardmodel.services import base_model_choices
 
 
@@ -22,6 +23,13 @@ class TrainingJobForm(forms.Form):
     )
     eval_upload = forms.FileField(required=False)
     base_model = forms.ChoiceField(choices=())
+    preset = forms.ChoiceField(
+        choices=list(PRESET_LABELS.items()),
+        initial="cpu_quick",
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="A preset sets every hyperparameter; choose Custom to use the raw values below.",
+    )
     learning_rate = forms.FloatField(initial=2e-5, min_value=0)
     lr_scheduler = forms.ChoiceField(choices=[("constant", "constant"), ("linear", "linear")], initial="constant")
     warmup_ratio = forms.FloatField(initial=0.0, min_value=0, max_value=1)
@@ -56,11 +64,18 @@ class TrainingJobForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if data.get("preset") in PRESETS:
+            for name in self.CONFIG_FIELDS:  # the preset sets them: a blank or bad raw value does not matter
+                self.errors.pop(name, None)
         if not data.get("train_data") and not data.get("train_upload"):
             self.add_error("train_data", "choose a data file or upload one")
         return data
 
     def config(self) -> dict[str, Any]:
+        """The hyperparameters: the chosen preset's, or the raw fields with ``custom``."""
+        preset = self.cleaned_data.get("preset") or CUSTOM
+        if preset in PRESETS:
+            return preset_config(preset)
         return {name: self.cleaned_data[name] for name in self.CONFIG_FIELDS}
 
 

@@ -22,6 +22,8 @@ from config.formtools import add_service_errors
 from rewardmodel.charts import curve_chart
 from rewardmodel.forms import EvaluateForm, PromoteForm, TrainingJobForm
 from rewardmodel.models import DatasetFile, EvaluationRun, ModelVersion, TrainingJob
+from rewardmodel.presets import effective_bf16, where_it_runs
+from rewardmodel.selectors import training_device_last_seen
 from rewardmodel.services import (
     dataset_file_register_upload,
     evaluation_create,
@@ -82,14 +84,29 @@ def job_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, f"Training job {job.name} queued on the GPU worker.")
+            messages.success(request, f"Training job {job.name} queued {where_it_runs(training_device_last_seen())}.")
             return redirect("rewardmodel:job-detail", job_id=job.pk)
     return render(request, "rewardmodel/job_form.html", {"form": form})
+
+
+def _config_rows(job: TrainingJob) -> list[tuple[str, Any]]:
+    """The job's settings for the page; bf16 as applied (False on CPU, where autocast is not used)."""
+    rows = []
+    for key, value in job.config.items():
+        if value is None or key == "extra":
+            continue
+        if key == "bf16":
+            applied = effective_bf16(job.config, job.device)
+            if applied is not None:
+                value = applied if applied == bool(value) else f"{applied} (requested {value}; CUDA only)"
+        rows.append((key, value))
+    return rows
 
 
 def _job_context(job: TrainingJob) -> dict[str, Any]:
     return {
         "job": job,
+        "config_rows": _config_rows(job),
         "chart": curve_chart(job.curve, ["loss", "accuracy", "eval_accuracy"]),
         "log_tail": "\n".join(job.log.splitlines()[-40:]),
     }
