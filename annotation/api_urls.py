@@ -15,7 +15,6 @@ urlpatterns = [
     path("projects/<int:project_id>/progress/", apis.ProjectProgressApi.as_view(), name="project-progress"),
     path("projects/<int:project_id>/pairs/", apis.PairListApi.as_view(), name="pair-list"),
     path("projects/<int:project_id>/import/", apis.ProjectImportApi.as_view(), name="project-import"),
-    path("projects/<int:project_id>/export/", apis.ProjectExportApi.as_view(), name="project-export"),
     path("projects/<int:project_id>/next/", apis.ProjectNextApi.as_view(), name="project-next"),
     path("pairs/<int:pair_id>/", apis.PairDetailApi.as_view(), name="pair-detail"),
     path("imports/<int:batch_id>/", apis.ImportBatchDetailApi.as_view(), name="import-detail"),

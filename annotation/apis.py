@@ -5,7 +5,7 @@ may not reach it (so existence is not leaked), call one service or selector, and
 Errors: a service's ``ValidationError`` becomes 400 with field errors, a ``ServiceError`` becomes
 409 ``{"detail": message}``.
 
-Annotators only ever see and answer in left/right terms (``annotation.ordering``); canonical A/B
+Annotators only ever see and answer in left/right terms (``annotation.preference``); canonical A/B
 letters, ``order_shown`` and the source label are for leads and admins.
 """
 
@@ -16,9 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch, prefetch_related_objects
-from django.http import StreamingHttpResponse
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -27,17 +25,14 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import APIView
 
-from annotation.exporting import FORMATS, export_lines
 from annotation.models import (
     Annotation,
     Assignment,
@@ -48,8 +43,8 @@ from annotation.models import (
     Preference,
     Project,
 )
-from annotation.ordering import SHOWN_CHOICES, canonical_to_shown, responses_in_order, shown_to_canonical
 from annotation.permissions import IsAdminRole, IsAnnotator, IsLeadOrAdmin
+from annotation.preference import SHOWN_CHOICES, canonical_to_shown, responses_in_order
 from annotation.roles import is_annotator
 from annotation.selectors import (
     annotation_get_for_annotator,
@@ -555,57 +550,6 @@ class ImportBatchDetailApi(BaseApi):
         return Response(self.OutputSerializer(batch).data)
 
 
-# --- export ------------------------------------------------------------------------------------
-
-
-class _IgnoreFormatParamNegotiation(DefaultContentNegotiation):
-    """Here ``?format=`` names the export format; DRF would read it as a renderer (URL_FORMAT_OVERRIDE)."""
-
-    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> tuple[Any, str]:
-        renderer = renderers[0]
-        return renderer, renderer.media_type
-
-
-class ProjectExportApi(BaseApi):
-    """Every fully labelled pair with a majority, as JSON Lines for TRL's RewardTrainer (leads and admins)."""
-
-    permission_classes = [IsAuthenticated, IsLeadOrAdmin]
-    renderer_classes = [JSONRenderer]
-    content_negotiation_class = _IgnoreFormatParamNegotiation
-
-    class FilterSerializer(serializers.Serializer):
-        format = serializers.ChoiceField(choices=FORMATS, required=False, default=FORMATS[0])
-
-    @extend_schema(
-        tags=["export"],
-        parameters=[
-            OpenApiParameter(
-                "format",
-                enum=list(FORMATS),
-                default=FORMATS[0],
-                description="`conversational`: prompt/chosen/rejected as message lists; `standard`: strings.",
-            )
-        ],
-        responses={
-            (200, "application/x-ndjson"): OpenApiResponse(
-                response=OpenApiTypes.STR,
-                description="One JSON object per line: prompt, chosen, rejected, votes, strength, attributes, labels.",
-            ),
-            400: VALIDATION_400,
-            403: FORBIDDEN_403,
-            404: NOT_FOUND_404,
-        },
-    )
-    def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        project = _get_project_for_user(request.user, project_id)
-        fmt = filters.validated_data["format"]
-        response = StreamingHttpResponse(export_lines(project, fmt), content_type="application/x-ndjson")
-        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}-{fmt}.jsonl"'
-        return response
-
-
 # --- annotator queue ---------------------------------------------------------------------------
 
 
@@ -701,10 +645,9 @@ class AssignmentSubmitApi(BaseApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
-        # order_shown never changes after the claim, so reading it before the service locks the row is safe.
-        values["preference"] = shown_to_canonical(values["preference"], assignment.order_shown)
+        # The answer is left/right as shown; the service translates it to A/B with the locked assignment.
         annotation = annotation_submit(
-            assignment_id=assignment.pk, annotator=request.user, data=AnnotationInput(**values)
+            assignment_id=assignment.pk, annotator=request.user, data=AnnotationInput(**values), shown=True
         )
         return Response(
             ShownAnnotationOutputSerializer(_shown_annotation(annotation)).data, status=status.HTTP_201_CREATED

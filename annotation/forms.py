@@ -9,28 +9,27 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from annotation import ordering
-from annotation.exporting import FORMATS
+from annotation import preference as codes
 from annotation.models import Controversiality, Objectivity, Project, Role
 
 # --- preference as shown (left/right) ----------------------------------------------------------
 
-# The annotator answers in sides of the screen; annotation.ordering maps that to canonical A/B (the
+# The annotator answers in sides of the screen; annotation.preference maps that to canonical A/B (the
 # same module the REST API uses, so both speak the same values).
 # Keyboard shortcut per choice (static/js/label.js reads data-key on each radio).
 SHOWN_PREFERENCE_KEYS = {
-    ordering.LEFT_CLEARLY: "1",
-    ordering.LEFT_SLIGHTLY: "2",
-    ordering.RIGHT_SLIGHTLY: "3",
-    ordering.RIGHT_CLEARLY: "4",
-    ordering.UNDECIDABLE: "0",
+    codes.LEFT_CLEARLY: "1",
+    codes.LEFT_SLIGHTLY: "2",
+    codes.RIGHT_SLIGHTLY: "3",
+    codes.RIGHT_CLEARLY: "4",
+    codes.UNDECIDABLE: "0",
 }
-_SHOWN_LABELS = dict(ordering.SHOWN_CHOICES)
+_SHOWN_LABELS = dict(codes.SHOWN_CHOICES)
 
 
 def shown_preference_label(preference: str, order_shown: str) -> str:
     """How a stored (canonical) label looked to its annotator: "Left is clearly better"."""
-    return _SHOWN_LABELS[ordering.canonical_to_shown(preference, order_shown)]
+    return _SHOWN_LABELS[codes.canonical_to_shown(preference, order_shown)]
 
 
 # --- labelling ---------------------------------------------------------------------------------
@@ -42,7 +41,7 @@ class LabelForm(forms.Form):
     assignment = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     time_spent_ms = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0, max_value=2**31 - 1)
     preference = forms.ChoiceField(
-        choices=ordering.SHOWN_CHOICES,
+        choices=codes.SHOWN_CHOICES,
         widget=forms.RadioSelect,
         error_messages={"required": "Choose the better response (or “Can't decide”)."},
     )
@@ -220,23 +219,6 @@ class ImportForm(forms.Form):
         if upload.size == 0:
             raise ValidationError("The file is empty.")
         return upload
-
-
-class ExportForm(forms.Form):
-    format = forms.ChoiceField(
-        choices=[
-            ("conversational", "Conversational (prompt as a message list; TRL chat-template format)"),
-            ("standard", "Standard (prompt as an hh-rlhf transcript string)"),
-        ],
-        initial="conversational",
-        widget=forms.RadioSelect,
-    )
-
-    def clean_format(self) -> str:
-        value = self.cleaned_data["format"]
-        if value not in FORMATS:  # the choices and the exporter must agree
-            raise ValidationError("Unknown format.")
-        return value
 
 
 # --- users -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from annotation import preference as codes
 from config.jobs import JobFields
 
 
@@ -234,11 +235,12 @@ class Assignment(models.Model):
 class Preference(models.TextChoices):
     """The label, always in canonical A/B terms (not the order shown)."""
 
-    A_CLEARLY = "A_CLEARLY", "A is clearly better"
-    A_SLIGHTLY = "A_SLIGHTLY", "A is slightly better"
-    B_SLIGHTLY = "B_SLIGHTLY", "B is slightly better"
-    B_CLEARLY = "B_CLEARLY", "B is clearly better"
-    UNDECIDABLE = "UNDECIDABLE", "Can't decide"
+    # The codes are annotation.preference's (the one module that parses and builds them).
+    A_CLEARLY = codes.A_CLEARLY, "A is clearly better"
+    A_SLIGHTLY = codes.A_SLIGHTLY, "A is slightly better"
+    B_SLIGHTLY = codes.B_SLIGHTLY, "B is slightly better"
+    B_CLEARLY = codes.B_CLEARLY, "B is clearly better"
+    UNDECIDABLE = codes.UNDECIDABLE, "Can't decide"
 
 
 class Objectivity(models.TextChoices):
@@ -282,7 +284,7 @@ class Annotation(models.Model):
     @property
     def side(self) -> str | None:
         """'A', 'B', or None for can't decide."""
-        return self.preference[0] if self.preference != Preference.UNDECIDABLE else None
+        return codes.side_of(self.preference)
 
 
 # ==================================================================================================

@@ -7,7 +7,7 @@ import random
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from annotation import preference
 from annotation.importing import ImportResult, ImportValidationError, pairs_import
 from annotation.jobs import IMPORT
 from annotation.models import (
@@ -375,8 +376,14 @@ def _validate_input(project: Project, data: AnnotationInput) -> None:
         raise ValidationError(errors)
 
 
-def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInput) -> Annotation:
+def annotation_submit(
+    *, assignment_id: int, annotator: Any, data: AnnotationInput, shown: bool = False
+) -> Annotation:
     """Store ``annotator``'s label for their assignment and close it.
+
+    With ``shown`` the preference is the annotator's left/right answer (``annotation.preference``'s
+    shown codes); it is translated to canonical A/B here, with the locked assignment's order shown,
+    and nowhere else. Without it, the preference is already canonical (imports, tests, scripts).
 
     Refuses a label for an assignment that is not theirs, one already submitted, or one whose claim
     expired after its slot went to someone else. An expired claim whose slot is still free is
@@ -407,6 +414,13 @@ def annotation_submit(*, assignment_id: int, annotator: Any, data: AnnotationInp
                 raise ServiceError("you have labelled this pair since; this older claim on it cannot be submitted")
             if newer is not None:
                 raise ServiceError("you hold a newer claim on this pair; submit your label from that one")
+        if shown:
+            try:
+                data = replace(data, preference=preference.shown_to_canonical(data.preference, assignment.order_shown))
+            except ValueError:
+                raise ValidationError(
+                    {"preference": f"must be one of {', '.join(preference.SHOWN_VALUES)}"}
+                ) from None
         _validate_input(project, data)
         n = project.annotators_per_pair
         is_retest = assignment.kind == Assignment.Kind.RETEST

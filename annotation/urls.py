@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from annotation import views
 
@@ -18,7 +19,12 @@ urlpatterns = [
     path("projects/<int:project_id>/queue/", views.project_queue, name="project-queue"),
     path("projects/<int:project_id>/label/", views.pair_label, name="pair-label"),
     path("projects/<int:project_id>/label/skip/", views.pair_skip, name="pair-skip"),
-    path("projects/<int:project_id>/export/", views.project_export, name="project-export"),
+    # Export lives in curation (it reads verdicts); the old address keeps working.
+    path(
+        "projects/<int:project_id>/export/",
+        RedirectView.as_view(pattern_name="curation:export", query_string=True, permanent=False),
+        name="project-export",
+    ),
     path("imports/new/", views.import_create, name="import-create"),
     path("imports/<int:batch_id>/", views.import_detail, name="import-detail"),
     path("users/", views.user_list, name="user-list"),

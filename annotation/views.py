@@ -21,21 +21,18 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required as auth_login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.utils.http import urlencode
-from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from annotation import selectors
-from annotation.exporting import export_lines
 from annotation.forms import (
     SHOWN_PREFERENCE_KEYS,
-    ExportForm,
     ImportForm,
     LabelForm,
     ProjectForm,
@@ -45,7 +42,7 @@ from annotation.forms import (
     shown_preference_label,
 )
 from annotation.models import Assignment, ImportBatch, Pair, Project, Role
-from annotation.ordering import responses_in_order, shown_to_canonical
+from annotation.preference import responses_in_order
 from annotation.roles import is_admin, is_annotator, is_lead, user_roles
 from annotation.services import (
     AnnotationInput,
@@ -125,13 +122,6 @@ def _get_project_for_labelling(user: Any, project_id: int) -> Project:
     if not _is_member(project, user):
         # Only an admin who is not a member gets here: they can see the project but not label in it.
         raise PermissionDenied("Join the project as a member to label its pairs.")
-    return project
-
-
-def _get_project_for_export(user: Any, project_id: int) -> Project:
-    project = _get_project_for_user(user, project_id)
-    if not is_lead(user):  # leads and admins
-        raise PermissionDenied("Only leads and admins can export.")
     return project
 
 
@@ -300,8 +290,7 @@ def _label_submit(request: HtmxHttpRequest, project: Project) -> HttpResponse:
         return _label_render(request, project, assignment, form)
     data = form.cleaned_data
     label = AnnotationInput(
-        # The annotator chose a side of the screen; the stored label is in canonical A/B terms.
-        preference=shown_to_canonical(data["preference"], assignment.order_shown),
+        preference=data["preference"],  # a side of the screen: annotation_submit(shown=True) maps it to A/B
         task_category=data["task_category"],
         objectivity=data["objectivity"],
         controversiality=data["controversiality"],
@@ -442,25 +431,6 @@ def import_detail(request: HtmxHttpRequest, batch_id: int) -> HttpResponse:
         response = render(request, "annotation/partials/import_status.html", context)
         return jobs.poll(request, response, finished=batch.is_finished)
     return render(request, "annotation/import_detail.html", context)
-
-
-@login_required
-@require_GET
-def project_export(request: HtmxHttpRequest, project_id: int) -> HttpResponseBase:
-    """The export page; with ``?format=...`` it streams the JSON Lines download."""
-    project = _get_project_for_export(request.user, project_id)
-    if "format" in request.GET:
-        form = ExportForm(request.GET)
-        if form.is_valid():
-            fmt = form.cleaned_data["format"]
-            response = StreamingHttpResponse(export_lines(project, fmt), content_type="application/x-ndjson")
-            filename = f"{slugify(project.name) or f'project-{project.pk}'}.jsonl"
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
-            return response
-    else:
-        form = ExportForm()
-    progress = selectors.project_progress(project)
-    return render(request, "annotation/project_export.html", {"project": project, "form": form, "progress": progress})
 
 
 # --- users -------------------------------------------------------------------------------------

@@ -274,7 +274,7 @@ SPECTACULAR_SETTINGS = {
         "DisputeStatusEnum": "curation.models.Dispute.Status",
         "GateStatusEnum": "curation.models.BatchGate.Status",
         "PreferenceEnum": "annotation.models.Preference",
-        "ShownPreferenceEnum": "annotation.ordering.SHOWN_CHOICES",
+        "ShownPreferenceEnum": "annotation.preference.SHOWN_CHOICES",
     },
 }
 

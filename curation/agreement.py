@@ -41,7 +41,6 @@ loop in this module, inherent to ragged input).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -50,14 +49,16 @@ import krippendorff
 import numpy as np
 import numpy.typing as npt
 
+from annotation.preference import B_SLIGHTLY, DECIDED, UNDECIDABLE
+
 Level = Literal["nominal", "ordinal"]
 
 #: Above this many cells in the ``units x V x V`` tensor the package's dense path is
 #: replaced by the equivalent O(labels) coincidence computation (see module docstring).
 PACKAGE_MAX_CELLS = 1 << 24
 
-UNDECIDABLE = "UNDECIDABLE"
-PREFERENCE_LEVELS: tuple[str, ...] = ("A_CLEARLY", "A_SLIGHTLY", "B_SLIGHTLY", "B_CLEARLY")
+#: The preference scale, in ordinal order, is annotation.preference's (the one owner of the code).
+PREFERENCE_LEVELS: tuple[str, ...] = DECIDED
 
 
 @dataclass(frozen=True)
@@ -540,7 +541,7 @@ def annotator_agreement(unit_ids: Any, annotator_ids: Any, preferences: Any) -> 
     n_ann = int(annotators.size)
     n_values = len(domain)
     decided = codes >= 0
-    side_b = codes >= PREFERENCE_LEVELS.index("B_SLIGHTLY")
+    side_b = codes >= PREFERENCE_LEVELS.index(B_SLIGHTLY)
 
     # Pairwise side agreement: a label on unit u with side s agrees with count_s[u] - 1 others.
     count_a = np.bincount(unit_idx[decided & ~side_b], minlength=n_units)
@@ -582,59 +583,3 @@ def annotator_agreement(unit_ids: Any, annotator_ids: Any, preferences: Any) -> 
             alpha_delta=(None if alpha_all is None or alpha_without is None else alpha_without - alpha_all),
         )
     return result
-
-
-# --------------------------------------------------------------------------- majority
-
-
-@dataclass(frozen=True)
-class MajorityPreference:
-    """Aggregated preference of one pair.
-
-    ``side`` is ``"A"``/``"B"`` when one side has strictly more decided votes than the
-    other, else ``None`` (tie, or nobody decided). ``strength`` (``"CLEARLY"`` /
-    ``"SLIGHTLY"``) is the majority strength among the winning side's votes, ``"SLIGHTLY"``
-    on a tie (the conservative reading); ``None`` when ``side`` is ``None``.
-    ``unanimous`` is True when every vote was decided and on the same side.
-    """
-
-    side: Literal["A", "B"] | None
-    strength: Literal["CLEARLY", "SLIGHTLY"] | None
-    votes_for: int
-    votes_against: int
-    n_undecidable: int
-    unanimous: bool
-
-    @property
-    def label(self) -> str | None:
-        """The combined code, e.g. ``"A_CLEARLY"``; ``None`` without a majority."""
-        return None if self.side is None else f"{self.side}_{self.strength}"
-
-
-def majority_preference(values: Iterable[str | None]) -> MajorityPreference:
-    """Majority vote over one pair's preference labels.
-
-    ``values`` are codes from :data:`PREFERENCE_LEVELS`, ``"UNDECIDABLE"`` or ``None``
-    (both counted in ``n_undecidable``). Raises ValueError naming an unknown code.
-    """
-    tally = dict.fromkeys(PREFERENCE_LEVELS, 0)
-    undecidable = 0
-    for v in values:
-        if v is None or v == UNDECIDABLE or (isinstance(v, float) and math.isnan(v)):
-            undecidable += 1
-        elif v in tally:
-            tally[v] += 1
-        else:
-            raise ValueError(f"preference value {v!r} is not one of {list(PREFERENCE_LEVELS)} or {UNDECIDABLE!r}")
-    a = {"CLEARLY": tally["A_CLEARLY"], "SLIGHTLY": tally["A_SLIGHTLY"]}
-    b = {"CLEARLY": tally["B_CLEARLY"], "SLIGHTLY": tally["B_SLIGHTLY"]}
-    n_a, n_b = sum(a.values()), sum(b.values())
-    if n_a == n_b:
-        return MajorityPreference(None, None, n_a, n_b, undecidable, False)
-    side: Literal["A", "B"] = "A" if n_a > n_b else "B"
-    won = a if side == "A" else b
-    strength: Literal["CLEARLY", "SLIGHTLY"] = "CLEARLY" if won["CLEARLY"] > won["SLIGHTLY"] else "SLIGHTLY"
-    votes_for, votes_against = max(n_a, n_b), min(n_a, n_b)
-    return MajorityPreference(
-        side, strength, votes_for, votes_against, undecidable, votes_against == 0 and undecidable == 0
-    )

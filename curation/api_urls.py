@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from curation import apis
+from curation import apis, export_apis
 
 app_name = "curation_api"
 P = "projects/<int:project_id>/"
@@ -15,6 +15,7 @@ urlpatterns = [
     path(P + "disputes/<int:dispute_id>/resolve/", apis.DisputeResolveApi.as_view(), name="dispute-resolve"),
     path(P + "disputes/<int:dispute_id>/discard/", apis.DisputeDiscardApi.as_view(), name="dispute-discard"),
     path(P + "verified-pairs/", apis.VerifiedPairListApi.as_view(), name="verified-pair-list"),
+    path(P + "export/", export_apis.ProjectExportApi.as_view(), name="project-export"),  # the path it always had
     path(P + "dataset-versions/", apis.DatasetVersionListApi.as_view(), name="dataset-version-list"),
     path(
         P + "dataset-versions/<int:version_id>/download/",

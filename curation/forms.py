@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
+from curation.export import SELECTIONS
 from curation.models import CurationSettings, Dispute, DisputeResolution
+from rewardmodel.services import base_model_choices
 
 STATUS_ALL = "all"
 
@@ -57,3 +61,46 @@ class CurationSettingsForm(forms.ModelForm):
             "auto_discard_undecidable",
         ]
         widgets = {"split_rule": forms.RadioSelect}
+
+
+class ExportForm(forms.Form):
+    """The export page's GET parameters (the same options as the command and the API)."""
+
+    format = forms.ChoiceField(
+        choices=[
+            ("conversational", "Conversational (prompt as a message list; TRL chat-template format)"),
+            ("standard", "Standard (prompt as an hh-rlhf transcript string)"),
+            ("messages", "Messages (prompt as a message list, responses as strings; the reward-model app's format)"),
+        ],
+        initial="conversational",
+        widget=forms.RadioSelect,
+    )
+    selection = forms.ChoiceField(choices=(), initial="verified", widget=forms.RadioSelect)
+    labels = forms.BooleanField(required=False, label="Every annotator's label (always on for disputed/discarded)")
+    evidence = forms.BooleanField(required=False, label="Tool evidence (searches, code runs, AI questions)")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["selection"].choices = list(SELECTIONS.items())  # type: ignore[attr-defined]
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`curation.export.export_lines`."""
+        d = self.cleaned_data
+        return {
+            "fmt": d["format"],
+            "selection": d["selection"] or "verified",
+            "include_labels": True if d["labels"] else None,
+            "include_evidence": d["evidence"],
+        }
+
+
+class DatasetTrainForm(forms.Form):
+    """Train a reward model on a dataset version (a few settings; the Models page has them all)."""
+
+    base_model = forms.ChoiceField(choices=())
+    num_epochs = forms.IntegerField(min_value=1, initial=1)
+    max_steps = forms.IntegerField(min_value=0, initial=0, help_text="> 0 caps training steps.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].choices = base_model_choices()  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from annotation import preference as codes
 from config.jobs import JobFields
 
 
@@ -38,13 +39,15 @@ def default_gate_min_units() -> int:
 
 
 class Side(models.TextChoices):
-    A = "A", "A"
-    B = "B", "B"
+    """A verdict's side, spelled as annotation.preference spells it (which also parses and builds codes)."""
+
+    A = codes.A, "A"
+    B = codes.B, "B"
 
 
 class Strength(models.TextChoices):
-    CLEARLY = "clearly", "clearly"
-    SLIGHTLY = "slightly", "slightly"
+    CLEARLY = codes.CLEARLY, "clearly"
+    SLIGHTLY = codes.SLIGHTLY, "slightly"
 
 
 class CurationSettings(models.Model):
@@ -248,7 +251,7 @@ class VerifiedPair(models.Model):
     @property
     def preference(self) -> str:
         """The canonical preference code, e.g. ``A_CLEARLY``."""
-        return f"{self.side}_{self.strength.upper()}"
+        return codes.build(self.side, self.strength)
 
 
 class Dispute(models.Model):
@@ -480,7 +483,3 @@ class DisputeComment(models.Model):
 
     def __str__(self) -> str:
         return f"Comment {self.pk} on dispute {self.dispute_id}"
-
-
-# Stage 2 (consistency filtering and label recycling) keeps its ledger in its own module.
-from curation.stage2.models import Stage2Result, Stage2Run, Stage2Shard  # noqa: E402, F401

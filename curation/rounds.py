@@ -21,12 +21,9 @@ Each finished step is recorded on the round, so a round whose worker died resume
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import tempfile
-from collections import Counter
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +33,15 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotation.models import Annotation, Pair, Project
+from annotation.models import Pair, Project
 from annotation.services import pair_set_priorities
 from config import jobs
+from curation.datasets import dataset_version_freeze, dataset_version_source_label, project_scope
 from curation.jobs import ROUND
-from curation.models import CurationRound, DatasetVersion, Dispute, PairScore, VerifiedPair
+from curation.models import CurationRound, Dispute, PairScore, VerifiedPair
+from curation.verdicts import attribute_majorities, labels_by_pair, pair_record, verdicts_for
 from rewardmodel.models import TrainingJob
-from rewardmodel.services import dataset_file_register, model_version_promote, training_job_create, training_job_run
+from rewardmodel.services import model_version_promote, training_job_create, training_job_run
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +56,7 @@ DEFAULT_ROUND_CONFIG: dict[str, Any] = {
 CHUNK = 2000
 
 
-def _scope(project: Project) -> str:
-    return f"project:{project.pk}"
-
-
-def in_validation_split(pair_id: int, fraction: float) -> bool:
-    """Deterministic, stable split of D_gold: the same pair is always on the same side."""
-    digest = hashlib.sha256(f"gold-split:{pair_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+_scope = project_scope
 
 
 def round_config(overrides: dict[str, Any] | None) -> dict[str, Any]:
@@ -121,18 +113,17 @@ def round_resume(*, round_: CurationRound) -> CurationRound:
 
 
 def _majority_attributes(pair_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """The modal task category / objectivity / controversiality of each pair's regular labels."""
-    rows: dict[int, dict[str, Counter[str]]] = {}
-    for pair_id, task, objectivity, controversiality in Annotation.objects.filter(
-        pair_id__in=pair_ids, is_retest=False
-    ).values_list("pair_id", "task_category", "objectivity", "controversiality"):
-        counters = rows.setdefault(
-            pair_id, {"task category": Counter(), "objectivity": Counter(), "controversiality": Counter()}
-        )
-        counters["task category"][task] += 1
-        counters["objectivity"][objectivity] += 1
-        counters["controversiality"][controversiality] += 1
-    return {pid: {k: c.most_common(1)[0][0] for k, c in counters.items()} for pid, counters in rows.items()}
+    """The attribute majorities of each pair's regular labels (curation.majority's rules), for embedding."""
+    found: dict[int, dict[str, Any]] = {}
+    for pair_id, labels in labels_by_pair(pair_ids).items():
+        if labels:
+            attrs = attribute_majorities(labels)
+            found[pair_id] = {
+                key.replace("_", " "): attrs[key]
+                for key in ("task_category", "objectivity", "controversiality")
+                if attrs[key] is not None
+            }
+    return found
 
 
 def _pair_attributes(pair: Pair) -> dict[str, Any]:
@@ -140,89 +131,14 @@ def _pair_attributes(pair: Pair) -> dict[str, Any]:
     return attributes if isinstance(attributes, dict) else {}
 
 
-def _record(pair: Pair, side: str, split: str) -> dict[str, Any]:
-    chosen, rejected = (pair.response_a, pair.response_b) if side == "A" else (pair.response_b, pair.response_a)
-    return {
-        "id": pair.external_id or str(pair.pk),
-        "pair_id": pair.pk,
-        "prompt": pair.conversation,
-        "chosen": chosen,
-        "rejected": rejected,
-        "subset": pair.subset or "default",
-        "split": split,
-    }
-
-
-def _chunks(queryset: Any) -> Iterator[list[Any]]:
-    last = 0
-    while True:
-        rows = list(queryset.filter(pk__gt=last).order_by("pk")[:CHUNK])
-        if not rows:
-            return
-        yield rows
-        last = rows[-1].pk
-
-
 def _verified(project: Project) -> dict[int, str]:
+    """Verified pairs' final sides (the verdicts' owner is curation.verdicts; this is its VerifiedPair half)."""
     return dict(VerifiedPair.objects.filter(project=project).values_list("pair_id", "side"))
 
 
 def _excluded_pair_ids(project: Project) -> set[int]:
     """Pairs that are neither silver training data nor retrievable: disputed or discarded."""
     return set(Dispute.objects.filter(project=project).values_list("pair_id", flat=True))
-
-
-def dataset_version_freeze(
-    *,
-    project: Project,
-    name: str,
-    gold_val_fraction: float,
-    round_: CurationRound | None = None,
-    created_by: Any = None,
-) -> DatasetVersion:
-    """Write the D_silver training file and the D_gold validation file, register both, and record counts."""
-    verified = _verified(project)
-    excluded = _excluded_pair_ids(project)
-    counts: Counter[str] = Counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        train_path, val_path = Path(tmp) / "train.jsonl", Path(tmp) / "gold_val.jsonl"
-        with train_path.open("w", encoding="utf-8") as train, val_path.open("w", encoding="utf-8") as val:
-            for pairs in _chunks(Pair.objects.filter(project=project)):
-                for pair in pairs:
-                    side = verified.get(pair.pk)
-                    if side is not None:
-                        if in_validation_split(pair.pk, gold_val_fraction):
-                            val.write(json.dumps(_record(pair, side, "gold_val"), ensure_ascii=False) + "\n")
-                            counts["gold_val"] += 1
-                        else:
-                            train.write(json.dumps(_record(pair, side, "gold_train"), ensure_ascii=False) + "\n")
-                            counts["gold_train"] += 1
-                    elif pair.source_label and pair.pk not in excluded:
-                        train.write(json.dumps(_record(pair, pair.source_label, "silver"), ensure_ascii=False) + "\n")
-                        counts["silver"] += 1
-        if counts["silver"] + counts["gold_train"] == 0:
-            raise ValidationError("no training data: import pairs with chosen/rejected labels, or verify some")
-        scope = _scope(project)
-        ref = f"round:{round_.number}" if round_ else "manual"
-        train_file = dataset_file_register(path=train_path, name=f"{project.name} {name} train", scope=scope, ref=ref)
-        eval_file = (
-            dataset_file_register(path=val_path, name=f"{project.name} {name} gold-val", scope=scope, ref=ref)
-            if counts["gold_val"]
-            else None
-        )
-    return DatasetVersion.objects.create(
-        project=project,
-        name=name,
-        round=round_,
-        train_data=train_file,
-        eval_data=eval_file,
-        filters={
-            "silver": "unverified pairs with a source label, not disputed",
-            "gold_val_fraction": gold_val_fraction,
-        },
-        counts=dict(counts),
-        created_by=created_by,
-    )
 
 
 # --- the round -----------------------------------------------------------------------------------
@@ -312,6 +228,7 @@ def _step_train(round_: CurationRound) -> str:
             scope=_scope(round_.project),
             created_by=round_.created_by,
             enqueue=False,  # we are on the gpu worker already: train in this task
+            data_source=dataset_version_source_label(version),
         )
         CurationRound.objects.filter(pk=round_.pk).update(training_job=job)
     if job.status == TrainingJob.Status.QUEUED:
@@ -353,7 +270,8 @@ def _step_score(round_: CurationRound) -> str:
     mispredicted = 0
     for start in range(0, len(pair_ids), CHUNK):
         pairs = list(Pair.objects.filter(pk__in=pair_ids[start : start + CHUNK]).order_by("pk"))
-        records = [_record(p, verified[p.pk], "verified") for p in pairs]
+        verdicts = verdicts_for(pairs)
+        records = [pair_record(p, verdicts[p.pk], fmt="messages") for p in pairs]
         scores = scorer.score_pairs(records)
         rows = []
         for pair, r_w, r_l, p in zip(pairs, scores["r_chosen"], scores["r_rejected"], scores["p"], strict=True):

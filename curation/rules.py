@@ -1,9 +1,8 @@
 """When a fully labelled pair needs a lead: the project's dispute rule applied to its labels.
 
 No database access: callers pass the labels' preference and controversiality codes. The majority
-is :func:`annotation.exporting.majority_label` (a side wins with more than half of *all* labels,
-"can't decide" counting for neither side), so the pairs verified here are exactly the pairs the
-export would write with the same label.
+is :func:`curation.majority.majority` (a side wins with more than half of *all* labels, "can't
+decide" counting for neither side), the one rule the verdicts, the export and dataset versions use.
 """
 
 from __future__ import annotations
@@ -11,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from annotation.exporting import majority_label
-from annotation.models import Controversiality, Preference
+from annotation.models import Controversiality
+from annotation.preference import CLEARLY, SLIGHTLY, build, other_side
+from curation.majority import majority
 
 NO_MAJORITY = "no_majority"
 UNDECIDABLE = "undecidable"
@@ -52,7 +52,7 @@ class PairVerdict:
 
     @property
     def preference(self) -> str | None:
-        return None if self.side is None or self.strength is None else f"{self.side}_{self.strength.upper()}"
+        return None if self.side is None or self.strength is None else build(self.side, self.strength)
 
 
 def pair_verdict(preferences: Sequence[str], controversialities: Sequence[str], rule: DisputeRule) -> PairVerdict:
@@ -64,25 +64,21 @@ def pair_verdict(preferences: Sequence[str], controversialities: Sequence[str], 
     says *clearly* while the majority is only *slightly*); most labels rate controversiality high
     (``on_high_controversiality``).
     """
-    majority = majority_label(list(preferences))
-    votes = dict(majority.votes)
+    found = majority(preferences)
+    votes = dict(found.votes)
     n = len(preferences)
     if n and votes["undecidable"] == n:
         return PairVerdict(None, None, votes, UNDECIDABLE, discard=rule.auto_discard_undecidable)
-    if majority.side is None:
+    if found.side is None:
         return PairVerdict(None, None, votes, NO_MAJORITY)
-    verdict = PairVerdict(majority.side, majority.strength, votes, None)
+    verdict = PairVerdict(found.side, found.strength, votes, None)
     if rule.on_undecidable and votes["undecidable"]:
-        return PairVerdict(majority.side, majority.strength, votes, UNDECIDABLE)
-    loser = "B" if majority.side == "A" else "A"
+        return PairVerdict(found.side, found.strength, votes, UNDECIDABLE)
+    loser = other_side(found.side)
     if rule.split == SPLIT_ANY and votes[loser]:
-        return PairVerdict(majority.side, majority.strength, votes, DISSENT)
-    if (
-        rule.split == SPLIT_STRENGTH
-        and majority.strength == "slightly"
-        and Preference(f"{loser}_CLEARLY").value in preferences
-    ):
-        return PairVerdict(majority.side, majority.strength, votes, STRENGTH_SPLIT)
+        return PairVerdict(found.side, found.strength, votes, DISSENT)
+    if rule.split == SPLIT_STRENGTH and found.strength == SLIGHTLY and build(loser, CLEARLY) in preferences:
+        return PairVerdict(found.side, found.strength, votes, STRENGTH_SPLIT)
     if rule.on_high_controversiality and n and sum(c == Controversiality.HIGH for c in controversialities) * 2 > n:
-        return PairVerdict(majority.side, majority.strength, votes, HIGH_CONTROVERSIALITY)
+        return PairVerdict(found.side, found.strength, votes, HIGH_CONTROVERSIALITY)
     return verdict

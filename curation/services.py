@@ -40,6 +40,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from annotation.models import Annotation, Assignment, Pair, Project, Role
+from annotation.preference import parse
 from annotation.roles import is_lead
 from annotation.services import ServiceError, assignment_offer_retest
 from curation.models import (
@@ -516,14 +517,14 @@ def _latest_resolution(dispute: Dispute) -> DisputeResolution | None:
 def _verify_from_resolution(
     dispute: Dispute, resolution: DisputeResolution, now: datetime
 ) -> tuple[VerifiedPair, bool]:
-    side, _, strength = resolution.decision.partition("_")
+    side, strength = parse(resolution.decision)  # never called for a discard
     return VerifiedPair.objects.update_or_create(
         pair_id=dispute.pair_id,
         defaults={
             "project_id": dispute.project_id,
             "batch_key": dispute.batch_key,
             "side": side,
-            "strength": strength.lower(),
+            "strength": strength,
             "via": VerifiedPair.Via.LEAD,
             "pool": VerifiedPair.Pool.GOLD,
             "votes": dispute.votes,

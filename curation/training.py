@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from curation.datasets import dataset_version_source_label, project_scope
 from curation.models import DatasetVersion
-from rewardmodel.models import TrainingJob
+from rewardmodel.models import DatasetFile, TrainingJob
 from rewardmodel.services import training_job_create
 
 
@@ -20,6 +21,7 @@ def dataset_version_train(
     base_model: str = "default",
     config: dict[str, Any] | None = None,
     created_by: Any = None,
+    eval_data: DatasetFile | None = None,
 ) -> TrainingJob:
     """Queue a training job on ``version``: its training file, validated on its D_gold file (when it has one).
 
@@ -30,9 +32,10 @@ def dataset_version_train(
     return training_job_create(
         name=name or f"{project.name} {version.name}",
         train_data=version.train_data,
-        eval_data=version.eval_data,
+        eval_data=eval_data or version.eval_data,
         base_model=base_model,
         config=config or {},
-        scope=f"project:{project.pk}",
+        scope=project_scope(project),
         created_by=created_by,
+        data_source=dataset_version_source_label(version),  # the job records which version it trained on
     )

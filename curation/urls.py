@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from curation import browser_views, round_views, views
+from curation import browser_views, export_views, round_views, views
 
 app_name = "curation"
 
@@ -27,6 +27,18 @@ urlpatterns = [
     path("projects/<int:project_id>/rounds/", round_views.round_list, name="round-list"),
     path("projects/<int:project_id>/rounds/<int:round_id>/", round_views.round_detail, name="round-detail"),
     path("projects/<int:project_id>/rounds/<int:round_id>/resume/", round_views.round_resume_view, name="round-resume"),
+    path("projects/<int:project_id>/export/", export_views.project_export, name="export"),
+    path("projects/<int:project_id>/datasets/", export_views.dataset_versions, name="dataset-list"),
+    path(
+        "projects/<int:project_id>/datasets/freeze-gold/",
+        export_views.dataset_version_freeze_gold_view,
+        name="dataset-freeze-gold",
+    ),
+    path(
+        "projects/<int:project_id>/datasets/<int:version_id>/train/",
+        export_views.dataset_version_train_view,
+        name="dataset-train",
+    ),
     path(
         "projects/<int:project_id>/datasets/<int:version_id>/<str:part>.jsonl",
         round_views.dataset_version_download,

@@ -161,6 +161,7 @@ def training_job_create(
     created_by: Any = None,
     enqueue: bool = True,
     any_base_model: bool = False,
+    data_source: str = "",
 ) -> TrainingJob:
     """Create a queued training job and enqueue it on the ``gpu`` queue after commit.
 
@@ -184,6 +185,7 @@ def training_job_create(
             base_model=base_model,
             train_data=train_data,
             eval_data=eval_data,
+            data_source=data_source[:300],
             config=cfg,
             created_by=created_by,
             **jobs.queued_fields(),

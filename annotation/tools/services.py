@@ -32,7 +32,7 @@ from annotation.models import (
     SearchQuery,
     SearchResultOpened,
 )
-from annotation.ordering import responses_in_order
+from annotation.preference import LEFT, RIGHT, responses_in_order, side_shown_on
 from annotation.services import ServiceError
 from annotation.tools import llm, sandbox
 from annotation.tools.corpus import read_jsonl
@@ -463,7 +463,7 @@ def ai_query_run(*, query_id: int) -> AIQuery | None:
         query.latency_ms = answer.latency_ms
         if answer.verdict in ("response_1", "response_2"):
             # Back to canonical A/B: response 1 is what the annotator saw on the left.
-            query.verdict = query.order_shown[0] if answer.verdict == "response_1" else query.order_shown[1]
+            query.verdict = side_shown_on(LEFT if answer.verdict == "response_1" else RIGHT, query.order_shown)
         else:
             query.verdict = _VERDICT_TO_CANONICAL.get(answer.verdict, AIQuery.Verdict.NONE)
     outcome = ("answer", "raw_response", "model", "latency_ms", "verdict", "error")

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 
 from annotation.models import Assignment, Corpus, Pair
-from annotation.ordering import responses_in_order
+from annotation.preference import responses_in_order
 from annotation.roles import is_admin
 from annotation.services import ServiceError
 from annotation.tools import sandbox

@@ -227,7 +227,11 @@ def test_three_annotators_label_over_the_api_and_export_has_the_majority(
     assert label_everything(client_for("carol"), project, wants_a=False, strength="SLIGHTLY") == 2
     assert set(Pair.objects.filter(project=project).values_list("status", flat=True)) == {Pair.Status.COMPLETE}
 
-    response = client_for("adam").get(f"/api/projects/{project.pk}/export/?format=conversational")
+    # No gate has verified them (no worker here): "all" exports the raw majority, marked unverified.
+    assert b"".join(client_for("adam").get(f"/api/projects/{project.pk}/export/").streaming_content) == b""
+    response = client_for("adam").get(
+        f"/api/projects/{project.pk}/export/?format=conversational&selection=all&labels=true"
+    )
     assert response.status_code == 200
     assert response["Content-Type"] == "application/x-ndjson"
     assert "attachment" in response["Content-Disposition"]
@@ -239,12 +243,13 @@ def test_three_annotators_label_over_the_api_and_export_has_the_majority(
         assert record["prompt"] == pair.conversation
         assert record["votes"] == {"chosen": 2, "rejected": 1, "undecidable": 0}
         assert record["strength"] == "clearly" and record["n_annotators"] == 3
+        assert (record["verified"], record["state"], record["via"]) == (False, "pending", "majority")
         assert record["attributes"]["task_category"] == "advice"
         assert record["attributes"]["objectivity"] == "opinion"
         assert record["attributes"]["desired_attributes"] == ["helpfulness"]
         assert sorted(label["preference"] for label in record["labels"]) == ["A_CLEARLY", "A_CLEARLY", "B_SLIGHTLY"]
 
-    standard = client_for("lena").get(f"/api/projects/{project.pk}/export/", {"format": "standard"})
+    standard = client_for("lena").get(f"/api/projects/{project.pk}/export/", {"format": "standard", "selection": "all"})
     first = json.loads(b"".join(standard.streaming_content).decode().splitlines()[0])
     assert first["chosen"] == two_pairs[0].response_a and isinstance(first["prompt"], str)
 
@@ -253,6 +258,8 @@ def test_export_rejects_an_unknown_format(project: Any, client_for: ClientFor) -
     response = client_for("adam").get(f"/api/projects/{project.pk}/export/?format=csv")
     assert response.status_code == 400
     assert "format" in response.json()
+    response = client_for("adam").get(f"/api/projects/{project.pk}/export/?selection=everything")
+    assert response.status_code == 400 and "selection" in response.json()
 
 
 def test_next_returns_the_same_open_claim_until_submitted(

@@ -14,7 +14,7 @@ import pytest
 from django.db import connections
 
 from annotation.models import Annotation, Assignment, Project
-from annotation.ordering import shown_to_canonical
+from annotation.preference import shown_to_canonical
 from tests.conftest import PASSWORD, REQUIRE_SERVICES
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls below are still plain

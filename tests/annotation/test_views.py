@@ -142,8 +142,9 @@ def test_project_list_shows_only_members_projects(project: Project, users: dict)
 def test_outsider_gets_404_on_every_project_page(loaded_project: Project, users: dict) -> None:
     client = client_for(users["dave"])  # an annotator, but not a member
     pk = loaded_project.pk
-    for name in ("project-detail", "project-queue", "pair-label", "project-guidelines", "project-export"):
+    for name in ("project-detail", "project-queue", "pair-label", "project-guidelines"):
         assert client.get(reverse(f"annotation:{name}", args=[pk])).status_code == 404, name
+    assert client.get(reverse("curation:export", args=[pk])).status_code == 404
     assert client.post(label_url(loaded_project), {"assignment": 1}).status_code == 404
     assert client.post(reverse("annotation:pair-skip", args=[pk]), {"assignment": 1}).status_code == 404
     assert not Assignment.objects.filter(annotator=users["dave"]).exists()
@@ -167,8 +168,8 @@ def test_annotator_cannot_reach_admin_pages(loaded_project: Project, users: dict
         reverse("annotation:user-list"),
         reverse("annotation:user-create"),
         reverse("annotation:user-edit", args=[users["bob"].pk]),
-        reverse("annotation:project-export", args=[loaded_project.pk]),
-        reverse("annotation:project-export", args=[loaded_project.pk]) + "?format=standard",
+        reverse("curation:export", args=[loaded_project.pk]),
+        reverse("curation:export", args=[loaded_project.pk]) + "?format=standard",
     ]
     for url in urls:
         assert client.get(url).status_code == 403, url
@@ -178,7 +179,7 @@ def test_annotator_cannot_reach_admin_pages(loaded_project: Project, users: dict
 
 def test_lead_can_export_but_not_administer(loaded_project: Project, users: dict) -> None:
     client = client_for(users["lena"])
-    assert client.get(reverse("annotation:project-export", args=[loaded_project.pk])).status_code == 200
+    assert client.get(reverse("curation:export", args=[loaded_project.pk])).status_code == 200
     assert client.get(reverse("annotation:user-list")).status_code == 403
     assert client.get(reverse("annotation:import-create")).status_code == 403
     assert client.get(label_url(loaded_project)).status_code == 403  # leads do not label
@@ -191,7 +192,7 @@ def test_project_detail_shows_progress_and_admin_links(loaded_project: Project, 
     assert "0 <small>/ 60 needed" in html  # 20 pairs x 3 labels
     assert "slice.jsonl" in html  # the import batch
     assert reverse("annotation:project-edit", args=[loaded_project.pk]) in html
-    assert reverse("annotation:project-export", args=[loaded_project.pk]) in html
+    assert reverse("curation:export", args=[loaded_project.pk]) in html
     annotator_html = client_for(users["alice"]).get(reverse("annotation:project-detail", args=[loaded_project.pk]))
     assert reverse("annotation:project-edit", args=[loaded_project.pk]) not in annotator_html.content.decode()
 
@@ -506,43 +507,6 @@ def test_import_form_errors_are_shown(project: Project, users: dict, tmp_path: P
     with empty.open("rb") as handle:
         response = client.post(reverse("annotation:import-create"), {"project": project.pk, "file": handle})
     assert response.status_code == 200 and not ImportBatch.objects.exists()
-
-
-# --- export ------------------------------------------------------------------------------------
-
-
-def test_export_streams_jsonl_of_fully_labelled_pairs(loaded_project: Project, users: dict) -> None:
-    for name in ("alice", "bob", "carol"):
-        assignment = assignment_claim_next(project=loaded_project, annotator=users[name])
-        annotation_submit(assignment_id=assignment.pk, annotator=users[name], data=service_label("B_SLIGHTLY"))
-    client = client_for(users["lena"])
-    url = reverse("annotation:project-export", args=[loaded_project.pk])
-    page = client.get(url)
-    assert page.status_code == 200 and b"Download" in page.content
-
-    response = client.get(url, {"format": "standard"})
-
-    assert response.status_code == 200 and response.streaming
-    assert response["Content-Disposition"] == 'attachment; filename="test-project.jsonl"'
-    lines = b"".join(response.streaming_content).decode().splitlines()
-    assert len(lines) == 1
-    record = json.loads(lines[0])
-    pair = Pair.objects.get(pk=record["pair_id"])
-    assert isinstance(record["prompt"], str) and record["prompt"].endswith("Assistant:")
-    assert record["chosen"] == pair.response_b and record["rejected"] == pair.response_a
-    assert record["votes"]["chosen"] == 3
-
-    conversational = client.get(url, {"format": "conversational"})
-    record = json.loads(b"".join(conversational.streaming_content).decode().splitlines()[0])
-    assert record["prompt"] == pair.conversation and record["chosen"][0]["role"] == "assistant"
-
-
-def test_export_rejects_an_unknown_format(loaded_project: Project, users: dict) -> None:
-    response = client_for(users["adam"]).get(
-        reverse("annotation:project-export", args=[loaded_project.pk]), {"format": "csv"}
-    )
-    assert response.status_code == 200 and not response.streaming
-    assert b"Select a valid choice" in response.content
 
 
 # --- projects ----------------------------------------------------------------------------------

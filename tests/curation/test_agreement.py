@@ -22,7 +22,6 @@ from curation.agreement import (
     annotator_agreement,
     desired_attribute_alphas,
     dimension_alpha,
-    majority_preference,
     value_counts,
 )
 
@@ -362,34 +361,3 @@ def test_annotator_agreement_flags_the_noisy_annotator() -> None:
 def test_annotator_agreement_rejects_duplicates() -> None:
     with pytest.raises(ValueError, match="more than once"):
         annotator_agreement([1, 1], ["a", "a"], ["A_CLEARLY", "B_CLEARLY"])
-
-
-# --------------------------------------------------------------------------- majority
-
-
-@pytest.mark.parametrize(
-    ("values", "side", "strength", "unanimous"),
-    [
-        (["A_CLEARLY", "A_CLEARLY", "B_SLIGHTLY"], "A", "CLEARLY", False),
-        (["A_CLEARLY", "A_SLIGHTLY", "B_CLEARLY"], "A", "SLIGHTLY", False),  # strength tie -> SLIGHTLY
-        (["B_CLEARLY", "B_CLEARLY", "B_SLIGHTLY"], "B", "CLEARLY", True),
-        (["B_SLIGHTLY", "UNDECIDABLE", "UNDECIDABLE"], "B", "SLIGHTLY", False),
-        (["A_CLEARLY", "B_CLEARLY", "UNDECIDABLE"], None, None, False),
-        (["UNDECIDABLE", None, "UNDECIDABLE"], None, None, False),
-        ([], None, None, False),
-    ],
-)
-def test_majority_preference(values: list[str | None], side: str | None, strength: str | None, unanimous: bool) -> None:
-    result = majority_preference(values)
-    assert (result.side, result.strength, result.unanimous) == (side, strength, unanimous)
-    assert result.label == (None if side is None else f"{side}_{strength}")
-
-
-def test_majority_preference_counts_votes() -> None:
-    result = majority_preference(["A_CLEARLY", "B_SLIGHTLY", "A_SLIGHTLY", "UNDECIDABLE"])
-    assert (result.votes_for, result.votes_against, result.n_undecidable) == (2, 1, 1)
-
-
-def test_majority_preference_rejects_unknown_value() -> None:
-    with pytest.raises(ValueError, match="'C'"):
-        majority_preference(["A_CLEARLY", "C"])

@@ -15,8 +15,9 @@ from django.utils import timezone
 from annotation.models import Pair
 from annotation.services import assignment_claim_next, import_file
 from curation import rounds
+from curation.datasets import in_validation_split
 from curation.models import CurationRound, DatasetVersion, Dispute, PairScore, VerifiedPair
-from curation.rounds import in_validation_split, round_config, round_create, round_resume, round_run
+from curation.rounds import round_config, round_create, round_resume, round_run
 from curation.sampling import neighbours_for_probability
 from tests.conftest import PASSWORD, wait_for
 from tests.rewardmodel.conftest import jsonl

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from annotation.exporting import export_lines
 from annotation.models import Assignment, Pair
 from annotation.services import AnnotationInput, annotation_submit
 from annotation.tools.selectors import evidence_for_annotator, evidence_for_pair
@@ -22,6 +21,7 @@ from annotation.tools.services import (
     search_result_open,
     search_run,
 )
+from curation.export import export_lines
 from tests.annotation.tools.conftest import claim, send_json
 
 LABEL = AnnotationInput(
@@ -116,9 +116,9 @@ def _complete(pair: Pair, users: dict[str, Any], first: Assignment) -> None:
 def test_export_includes_evidence_when_asked(alice_evidence: Assignment, users: dict[str, Any], tmp_path: Path) -> None:
     pair = alice_evidence.pair
     _complete(pair, users, alice_evidence)
-    (plain,) = [json.loads(line) for line in export_lines(pair.project)]
+    (plain,) = [json.loads(line) for line in export_lines(pair.project, selection="all")]
     assert "evidence" not in plain
-    (record,) = [json.loads(line) for line in export_lines(pair.project, include_evidence=True)]
+    (record,) = [json.loads(line) for line in export_lines(pair.project, selection="all", include_evidence=True)]
     evidence = record["evidence"]
     assert sorted(e["kind"] for e in evidence) == sorted(
         ["search", "open", "snippet", "snippet", "code_run", "ai_query"]
@@ -127,5 +127,5 @@ def test_export_includes_evidence_when_asked(alice_evidence: Assignment, users: 
     code = next(e for e in evidence if e["kind"] == "code_run")
     assert code["code"] == "print(2 + 3)" and code["status"] == "refused" and "limits" in code
     out = tmp_path / "export.jsonl"
-    call_command("export_pairs", str(out), "--project", pair.project.name, "--with-evidence")
+    call_command("export_pairs", str(out), "--project", pair.project.name, "--selection", "all", "--with-evidence")
     assert json.loads(out.read_text())["evidence"] == evidence
