@@ -483,3 +483,7 @@ class DisputeComment(models.Model):
 
     def __str__(self) -> str:
         return f"Comment {self.pk} on dispute {self.dispute_id}"
+
+
+# Stage 2 (consistency filtering and label recycling) keeps its ledger in its own module.
+from curation.stage2.models import Stage2Result, Stage2Run, Stage2Shard  # noqa: E402, F401
