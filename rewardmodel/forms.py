@@ -7,6 +7,7 @@ from django import forms
 from rewardmodel.models import DatasetFile, ModelVersion
 from rewardmodel.presets import CUSTOM, PRESET_LABELS, PRESETS, preset_config
 from rewardmodel.services import base_model_choices
+from rewardmodel.sources import source_choices
 
 
 class TrainingJobForm(forms.Form):
@@ -14,8 +15,14 @@ class TrainingJobForm(forms.Form):
     scope = forms.CharField(
         max_length=100, required=False, help_text="Optional, e.g. project:1 (gold/current best are per scope)."
     )
+    source = forms.ChoiceField(
+        choices=(),
+        required=False,
+        label="Curated data",
+        help_text="A project's D_gold (frozen now as a dataset version) or a dataset version; no upload needed.",
+    )
     train_data = forms.ModelChoiceField(
-        queryset=DatasetFile.objects.all(), required=False, help_text="A registered data file or version."
+        queryset=DatasetFile.objects.all(), required=False, help_text="…or a registered data file."
     )
     train_upload = forms.FileField(required=False, help_text="…or upload a JSONL file (prompt, chosen, rejected).")
     eval_data = forms.ModelChoiceField(
@@ -61,14 +68,18 @@ class TrainingJobForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["base_model"].choices = base_model_choices()  # type: ignore[attr-defined]
+        self.fields["source"].choices = [("", "—"), *source_choices()]  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("preset") in PRESETS:
             for name in self.CONFIG_FIELDS:  # the preset sets them: a blank or bad raw value does not matter
                 self.errors.pop(name, None)
-        if not data.get("train_data") and not data.get("train_upload"):
-            self.add_error("train_data", "choose a data file or upload one")
+        picked = [name for name in ("source", "train_data", "train_upload") if data.get(name)]
+        if not picked:
+            self.add_error("source", "choose curated data, a data file, or upload one")
+        elif len(picked) > 1:
+            self.add_error(picked[1], f"choose one training source, not {' and '.join(picked)}")
         return data
 
     def config(self) -> dict[str, Any]:

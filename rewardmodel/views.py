@@ -32,6 +32,7 @@ from rewardmodel.services import (
     training_job_create,
     training_job_resume,
 )
+from rewardmodel.sources import source_resolve
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -68,18 +69,25 @@ def job_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             data = form.cleaned_data
-            train = data["train_data"] or _register_upload(data["train_upload"], request.user)
+            # A curated source (a project's D_gold, a dataset version) resolves into registered files.
+            source = source_resolve(data["source"], created_by=request.user) if data["source"] else None
+            train = data["train_data"] or (
+                source.train_data if source else _register_upload(data["train_upload"], request.user)
+            )
             gold = data["eval_data"] or (
-                _register_upload(data["eval_upload"], request.user) if data["eval_upload"] else None
+                _register_upload(data["eval_upload"], request.user)
+                if data["eval_upload"]
+                else (source.eval_data if source else None)
             )
             job = training_job_create(
                 name=data["name"],
-                scope=data["scope"],
+                scope=data["scope"] or (source.scope if source else ""),
                 train_data=train,
                 eval_data=gold,
                 base_model=data["base_model"],
                 config=form.config(),
                 created_by=request.user,
+                data_source=source.label if source else "",
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
