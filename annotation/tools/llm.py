@@ -48,7 +48,21 @@ SYSTEM_PROMPT = (
 
 
 class LLMError(Exception):
-    """The LLM could not answer; the message is meant for the annotator."""
+    """The LLM could not answer; the message is meant for the annotator.
+
+    ``status``: the HTTP status when the server answered with an error (None otherwise);
+    ``retry_after``: seconds from a ``Retry-After`` header (429/503), when one was sent;
+    ``transient``: worth retrying (rate limit, 5xx, timeout, unreachable), as opposed to a bad
+    request, a wrong model or an answer that is not a chat completion.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None, transient: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.transient = transient
 
 
 class LLMNotConfigured(LLMError):
@@ -101,54 +115,31 @@ def request_body(config: LLMConfig, messages: list[dict[str, str]]) -> dict[str,
         "temperature": config.temperature,
         "max_tokens": config.max_tokens,
     }
-    if config.response_format == "json_schema":
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "annotator_assist", "schema": ANSWER_SCHEMA, "strict": True},
-        }
-    elif config.response_format == "json_object_schema":
-        body["response_format"] = {"type": "json_object", "schema": ANSWER_SCHEMA}
-    elif config.response_format == "json_object":
-        body["response_format"] = {"type": "json_object"}
-    elif config.response_format != "none":
-        raise LLMError(
-            f"unknown LLM_RESPONSE_FORMAT {config.response_format!r}; use one of {', '.join(RESPONSE_FORMATS)}"
-        )
+    response_format = response_format_field(config.response_format, "annotator_assist", ANSWER_SCHEMA)
+    if response_format is not None:
+        body["response_format"] = response_format
     return body
+
+
+def response_format_field(form: str, name: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``response_format`` value asking for JSON matching ``schema`` in the server's dialect (None: omit it)."""
+    if form == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+    if form == "json_object_schema":
+        return {"type": "json_object", "schema": schema}
+    if form == "json_object":
+        return {"type": "json_object"}
+    if form != "none":
+        raise LLMError(f"unknown LLM_RESPONSE_FORMAT {form!r}; use one of {', '.join(RESPONSE_FORMATS)}")
+    return None
 
 
 def chat(config: LLMConfig, messages: list[dict[str, str]]) -> LLMAnswer:
     """Send ``messages``; return the parsed answer. Raises LLMNotConfigured / LLMError."""
     if not config.is_configured:
         raise LLMNotConfigured("AI assist is not configured on this server (LLM_BASE_URL and LLM_MODEL are unset).")
-    url = config.base_url.rstrip("/") + "/chat/completions"
-    data = json.dumps(request_body(config, messages)).encode("utf-8")
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if config.api_key:
-        headers["Authorization"] = f"Bearer {config.api_key}"
-    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=config.timeout) as response:  # noqa: S310 (admin-configured URL)
-            body = response.read(4 * 1024 * 1024)
-    except urllib.error.HTTPError as exc:
-        detail = _error_detail(exc)
-        raise LLMError(f"the AI service answered HTTP {exc.code}{': ' + detail if detail else ''}") from exc
-    except TimeoutError as exc:
-        raise LLMError(f"the AI service did not answer within {config.timeout:g} s") from exc
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise LLMError(f"the AI service did not answer within {config.timeout:g} s") from exc
-        raise LLMError(f"the AI service is unreachable: {exc.reason}") from exc
-    except OSError as exc:
-        raise LLMError(f"the AI service is unreachable: {exc}") from exc
-    latency_ms = int((time.monotonic() - started) * 1000)
-    try:
-        payload = json.loads(body)
-        choice = payload["choices"][0]
-        content = choice["message"].get("content") or ""
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise LLMError("the AI service sent an answer that is not an OpenAI chat completion") from exc
+    payload, latency_ms = post_chat(config, request_body(config, messages))
+    content = completion_content(payload)
     answer, verdict = parse_answer(content)
     if not answer.strip():
         raise LLMError("the AI model returned an empty answer")
@@ -159,6 +150,73 @@ def chat(config: LLMConfig, messages: list[dict[str, str]]) -> LLMAnswer:
         model=str(payload.get("model") or config.model),
         latency_ms=latency_ms,
     )
+
+
+def post_chat(config: LLMConfig, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """POST ``body`` to ``<base_url>/chat/completions``; return (the decoded JSON reply, latency in ms).
+
+    Raises LLMError with ``status``, ``retry_after`` and ``transient`` set so callers can retry.
+    """
+    url = config.base_url.rstrip("/") + "/chat/completions"
+    data = json.dumps(body).encode("utf-8")
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if config.api_key:
+        headers["Authorization"] = f"Bearer {config.api_key}"
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=config.timeout) as response:  # noqa: S310 (admin-configured URL)
+            raw = response.read(4 * 1024 * 1024)
+    except urllib.error.HTTPError as exc:
+        detail = _error_detail(exc)
+        raise LLMError(
+            f"the AI service answered HTTP {exc.code}{': ' + detail if detail else ''}",
+            status=exc.code,
+            retry_after=_retry_after(exc.headers.get("Retry-After") if exc.headers else None),
+            transient=exc.code in (408, 409, 425, 429) or exc.code >= 500,
+        ) from exc
+    except TimeoutError as exc:
+        raise LLMError(f"the AI service did not answer within {config.timeout:g} s", transient=True) from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise LLMError(f"the AI service did not answer within {config.timeout:g} s", transient=True) from exc
+        raise LLMError(f"the AI service is unreachable: {exc.reason}", transient=True) from exc
+    except OSError as exc:  # a connection reset or a server that died mid-answer
+        raise LLMError(f"the AI service is unreachable: {exc}", transient=True) from exc
+    latency_ms = int((time.monotonic() - started) * 1000)
+    try:
+        payload = json.loads(raw)
+        if not isinstance(payload, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise LLMError("the AI service sent an answer that is not an OpenAI chat completion") from exc
+    return payload, latency_ms
+
+
+def completion_content(payload: dict[str, Any]) -> str:
+    """The first choice's message text of a chat completion; LLMError if it is not one."""
+    try:
+        choice = payload["choices"][0]
+        return str(choice["message"].get("content") or "")
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise LLMError("the AI service sent an answer that is not an OpenAI chat completion") from exc
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        when = parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:
@@ -200,19 +258,28 @@ def normalise_verdict(value: Any) -> str:
     return _VERDICT_ALIASES.get(text.replace("_", " "), "")
 
 
-def parse_answer(content: str) -> tuple[str, str]:
-    """(answer text, verdict) from whatever the model wrote; verdict "" when unreadable."""
-    text = content.strip()
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """JSON objects found in a model's text: the whole text, each code fence, the outermost braces, in that order."""
     candidates = [text, *(m.group(1).strip() for m in _FENCE.finditer(text))]
     start, end = text.find("{"), text.rfind("}")
     if start != -1 and end > start:
         candidates.append(text[start : end + 1])
+    found: list[dict[str, Any]] = []
     for candidate in candidates:
         try:
             data = json.loads(candidate)
         except ValueError:
             continue
-        if isinstance(data, dict) and ("answer" in data or "verdict" in data):
+        if isinstance(data, dict):
+            found.append(data)
+    return found
+
+
+def parse_answer(content: str) -> tuple[str, str]:
+    """(answer text, verdict) from whatever the model wrote; verdict "" when unreadable."""
+    text = content.strip()
+    for data in json_objects(text):
+        if "answer" in data or "verdict" in data:
             answer = data.get("answer")
             answer_text = (
                 answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False) if answer else ""
