@@ -128,6 +128,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "annotation",
     "curation",
+    "curation.judges",  # label "judges": LLM judges (curation/judges/)
     "rewardmodel",
 ]
 
