@@ -20,3 +20,6 @@ ROUND = register(
         retry_advice="resume the round; its finished steps are kept.",
     )
 )
+
+# Stage-2 shards (declared next to their engine).
+from curation.stage2.jobs import SHARD as STAGE2_SHARD  # noqa: E402, F401

@@ -76,3 +76,22 @@ def curation_round_run_task(*, round_id: int) -> None:
     done = round_run(round_id=round_id)
     if done is not None:
         logger.info("curation round %s: %s", round_id, done.status)
+
+
+# Stage 2: one task per shard (routed to the gpu queue: it scores), acked late so a message whose
+# worker died is delivered again; the claim in config/jobs.py makes a second delivery a no-op.
+@shared_task(name="curation.tasks.stage2_shard_run", acks_late=True, reject_on_worker_lost=True)
+def stage2_shard_run_task(*, shard_id: int) -> None:
+    """Claim and work one stage-2 shard (curation.stage2.engine)."""
+    from curation.stage2.engine import stage2_shard_run
+
+    status = stage2_shard_run(shard_id=shard_id)
+    logger.info("stage-2 shard %s: %s", shard_id, status or "not claimable")
+
+
+@shared_task(name="curation.tasks.stage2_finalise_all")
+def stage2_finalise_all_task() -> int:
+    """Beat: close stage-2 runs whose shards have all finished (no chords)."""
+    from curation.stage2.engine import stage2_finalise_all
+
+    return stage2_finalise_all()

@@ -44,6 +44,8 @@ STATES = (VERIFIED, PENDING, DISPUTED, DISCARDED, INCOMPLETE)
 
 #: ``via`` of a line whose label is the source file's (chosen/rejected at import), not a human's.
 VIA_SOURCE = "source"
+#: ``via`` of a stage-2 line: the consistency filter kept the source's label or flipped it (pool silver, never D_gold).
+VIA_FILTER = "filter"
 
 #: Record shapes. ``conversational``: TRL's conversational preference format (message lists).
 #: ``standard``: TRL's standard format (hh-rlhf transcript and strings). ``messages``: the prompt
@@ -163,6 +165,14 @@ def source_verdict(pair: Pair) -> Verdict:
     """A line for an unverified pair that carries its source file's label (D_silver candidates in rounds)."""
     state = PENDING if pair.status == Pair.Status.COMPLETE else INCOMPLETE
     return Verdict(pair.pk, state, pair.source_label or None, None, VIA_SOURCE)
+
+
+def filter_verdict(pair: Pair, side: str) -> Verdict:
+    """A stage-2 line: the side the consistency filter settled on (the source's label kept, or flipped).
+
+    Model-verified, not human-verified: pool ``silver`` and ``via`` ``filter``, no strength.
+    """
+    return Verdict(pair.pk, VERIFIED, side, None, VIA_FILTER, "silver")
 
 
 # --- the one record builder ----------------------------------------------------------------------

@@ -56,7 +56,9 @@ class FilterConfig:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be strictly between 0 and 1, got {self.threshold!r}")
         if not 0.0 <= self.band < min(self.threshold, 1.0 - self.threshold):
-            raise ValueError(f"band must be at least 0 and leave room on both sides of the threshold, got {self.band!r}")
+            raise ValueError(
+                f"band must be at least 0 and leave room on both sides of the threshold, got {self.band!r}"
+            )
         if not 0.0 <= self.flip_margin < self.threshold:
             raise ValueError(f"flip_margin must be at least 0 and below the threshold, got {self.flip_margin!r}")
         if self.policy not in POLICIES:
