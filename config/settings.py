@@ -300,6 +300,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {
     "rewardmodel.tasks.*": {"queue": "gpu"},
     "curation.tasks.curation_round_run": {"queue": "gpu"},
+    "curation.tasks.stage2_shard_run": {"queue": "gpu"},  # scores with the gold and current-best RMs
     "annotation.tasks.code_run*": {"queue": "sandbox"},
 }
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 24 * 3600)
@@ -317,6 +318,7 @@ CELERY_BEAT_SCHEDULE = {
     # requeue or fail rows whose worker died, re-send undelivered ones, expire old queued ones.
     "jobs-maintain": {"task": "config.jobs.maintain", "schedule": 60.0},
     "curation-agreement-sweep": {"task": "curation.tasks.agreement_sweep", "schedule": 300.0},
+    "curation-stage2-finalise": {"task": "curation.tasks.stage2_finalise_all", "schedule": 60.0},
     # on the sandbox queue: remove run cgroups left by a worker killed mid-run
     "sandbox-cgroups-cleanup": {"task": "annotation.tasks.code_run_cgroups_cleanup", "schedule": 300.0},
 }
@@ -327,6 +329,13 @@ JOBS_HEARTBEAT_S = env_float("JOBS_HEARTBEAT_S", 15.0)
 JOBS_STALE_AFTER_S = env_int("JOBS_STALE_AFTER_S", 120)
 JOBS_QUEUED_TIMEOUT_S = env_int("JOBS_QUEUED_TIMEOUT_S", 24 * 3600)
 JOBS_RESEND_AFTER_S = env_int("JOBS_RESEND_AFTER_S", 3600)
+
+# Stage 2 (curation/stage2): pairs per shard, runs of a shard before it ends failed, and the silence
+# after which a shard's worker counts as dead (keep CELERY_VISIBILITY_TIMEOUT above the longest shard).
+STAGE2_SHARD_SIZE = env_int("STAGE2_SHARD_SIZE", 10_000)
+STAGE2_SHARD_ATTEMPTS = env_int("STAGE2_SHARD_ATTEMPTS", 3)
+STAGE2_STALE_AFTER_S = env_int("STAGE2_STALE_AFTER_S", 120)
+STAGE2_JUDGE_FUNCTION = env_str("STAGE2_JUDGE_FUNCTION", "curation.judges.services.judge_pairs")
 
 # Annotation defaults (a project may override its own).
 ANNOTATORS_PER_PAIR = env_int("ANNOTATORS_PER_PAIR", 3)
