@@ -161,6 +161,27 @@ def pair_verdict_get(pair: Pair) -> Verdict:
     return verdicts_for([pair])[pair.pk]
 
 
+#: ``via``/``pool`` of a label the LLM judges gave (curation.judges): D_silver, never D_gold.
+VIA_JUDGE = "judge"
+POOL_SILVER = "silver"
+
+
+def judge_verdicts(pair_ids: Iterable[int]) -> dict[int, Verdict]:
+    """The judges' D_silver labels of these pairs (``via=judge``, ``pool=silver``), one query.
+
+    A judge verdict never makes a pair verified: its state is that of an unverified pair
+    (``pending`` when complete, else ``incomplete``), like :func:`source_verdict`'s.
+    """
+    from curation.judges.models import JudgeVerdict
+
+    found: dict[int, Verdict] = {}
+    for row in JudgeVerdict.objects.filter(pair_id__in=list(pair_ids)).select_related("pair"):
+        state = PENDING if row.pair.status == Pair.Status.COMPLETE else INCOMPLETE
+        # votes stay the annotators' (none here); the judges' counts are on the JudgeVerdict row.
+        found[row.pair_id] = Verdict(row.pair_id, state, row.side, row.strength, VIA_JUDGE, POOL_SILVER)
+    return found
+
+
 def source_verdict(pair: Pair) -> Verdict:
     """A line for an unverified pair that carries its source file's label (D_silver candidates in rounds)."""
     state = PENDING if pair.status == Pair.Status.COMPLETE else INCOMPLETE
