@@ -287,6 +287,28 @@ class Annotation(models.Model):
         return codes.side_of(self.preference)
 
 
+class AnnotationRevision(models.Model):
+    """One edit of a submitted label (the audit): the label's fields before and after, who, when.
+
+    An annotator may change their own label until its pair is verified (``annotation_edit``).
+    ``before``/``after`` hold the label fields (preference in canonical A/B terms).
+    """
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="revisions")
+    editor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    before = models.JSONField()
+    after = models.JSONField()
+    time_spent_ms = models.PositiveIntegerField(default=0, help_text="Active time on the edit page.")
+    edited_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["edited_at", "id"]
+        indexes = [models.Index(fields=["annotation", "edited_at"], name="annotationrevision_idx")]
+
+    def __str__(self) -> str:
+        return f"Edit of annotation {self.annotation_id} at {self.edited_at:%Y-%m-%d %H:%M}"
+
+
 # ==================================================================================================
 # Annotator tools: reference corpus and the evidence annotators gather (fact-check search, code
 # runner, AI assist). Code in annotation/tools/. Every evidence row names its pair and the user who

@@ -19,6 +19,16 @@ def user_roles(user: Any) -> set[str]:
     return cached
 
 
+def remember_roles(user: Any, group_names: set[str]) -> None:
+    """Keep role groups a caller already read (in the same query as other data) for this request."""
+    if getattr(user, "_synpref_roles", None) is not None:
+        return
+    roles = set(group_names)
+    if user.is_superuser:
+        roles.add(Role.ADMIN.value)
+    user._synpref_roles = roles
+
+
 def is_admin(user: Any) -> bool:
     return Role.ADMIN.value in user_roles(user)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, Count, Q, QuerySet, When
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, When
 
 from annotation.models import Annotation, Assignment, ImportBatch, Pair, Project
 from annotation.roles import is_admin, is_annotator, is_lead
@@ -209,5 +210,78 @@ def import_batch_get_for_user(user: Any, batch_id: int) -> ImportBatch | None:
     return (
         ImportBatch.objects.filter(pk=batch_id, project__in=project_list_for_user(user).values("pk"))
         .select_related("project")
+        .first()
+    )
+
+
+# --- the labelling page's hot path and label edits -----------------------------------------------
+
+
+@dataclass
+class LabellingAccess:
+    """A project and what the user may do in it, read in one query (see project_get_for_labelling)."""
+
+    project: Project
+    is_member: bool
+
+
+def project_get_for_labelling(user: Any, project_id: int) -> LabellingAccess | None:
+    """The project with the user's membership and roles, in one query; None when they may not see it.
+
+    The labelling page runs on every submit, so the three lookups that every page needs (the
+    project, membership, the user's role groups) are one SELECT with EXISTS subqueries here. The
+    roles are handed to ``annotation.roles`` so later checks in the request cost nothing.
+    """
+    from django.contrib.auth.models import Group
+
+    from annotation.models import Role
+    from annotation.roles import remember_roles
+
+    role_exists = {
+        role: Exists(Group.objects.filter(user=user.pk, name=role.value))
+        for role in (Role.ANNOTATOR, Role.LEAD, Role.ADMIN)
+    }
+    row = (
+        Project.objects.filter(pk=project_id)
+        .annotate(
+            _is_member=Exists(Project.members.through.objects.filter(project_id=OuterRef("pk"), user_id=user.pk)),
+            _annotator=role_exists[Role.ANNOTATOR],
+            _lead=role_exists[Role.LEAD],
+            _admin=role_exists[Role.ADMIN],
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    flags = {"_annotator": Role.ANNOTATOR, "_lead": Role.LEAD, "_admin": Role.ADMIN}
+    remember_roles(user, {role.value for attr, role in flags.items() if getattr(row, attr)})
+    is_member = bool(row._is_member)
+    if not is_member and not is_admin(user):
+        return None
+    return LabellingAccess(project=row, is_member=is_member)
+
+
+def pair_ids_with_final_labels(pair_ids: Iterable[int]) -> set[int]:
+    """Which of ``pair_ids`` have final labels, so annotators may no longer edit theirs.
+
+    The annotation app does not know what makes a label final; apps above it answer through the
+    ``pair_labels_locked`` signal (curation: the pair is verified). The union of their answers.
+    """
+    from annotation.signals import pair_labels_locked
+
+    ids = sorted({int(i) for i in pair_ids})
+    if not ids:
+        return set()
+    locked: set[int] = set()
+    for _receiver, answer in pair_labels_locked.send(sender=Pair, pair_ids=ids):
+        locked.update(int(i) for i in (answer or ()))
+    return locked
+
+
+def annotation_get_for_editing(annotation_id: int, annotator: Any, project: Project) -> Annotation | None:
+    """``annotator``'s own label in ``project``, with its pair; None when it is not theirs."""
+    return (
+        Annotation.objects.select_related("pair", "assignment")
+        .filter(pk=annotation_id, annotator=annotator, pair__project=project)
         .first()
     )

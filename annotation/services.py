@@ -14,9 +14,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Case, Exists, OuterRef, When
 from django.utils import timezone
 
 from annotation import preference
@@ -24,6 +25,7 @@ from annotation.importing import ImportResult, ImportValidationError, pairs_impo
 from annotation.jobs import IMPORT
 from annotation.models import (
     Annotation,
+    AnnotationRevision,
     Assignment,
     Controversiality,
     ImportBatch,
@@ -248,16 +250,23 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
     The next pair is the highest-priority open pair this annotator has never held. Returns None
     when nothing is left for them. Safe under concurrency: see the comments below.
     """
-    assignment_expire_stale(limit=100)
+    _expire_stale_now_and_then()
     now = timezone.now()
     conflicts = 0
     for _attempt in range(CLAIM_ATTEMPTS):
         busy = False
         try:
             with transaction.atomic():
-                current = (
+                # One read for the two cheap answers: their open claim, else a retest offered to them.
+                # (The labelling page's submit-and-next has a budget of 10 queries.)
+                live = (
                     Assignment.objects.select_related("pair")
-                    .filter(project=project, annotator=annotator, status=Assignment.Status.CLAIMED)
+                    .filter(
+                        project=project,
+                        annotator=annotator,
+                        status__in=[Assignment.Status.CLAIMED, Assignment.Status.OFFERED],
+                    )
+                    .order_by(Case(When(status=Assignment.Status.CLAIMED, then=0), default=1), "-pair__priority", "id")
                     .first()
                 )
                 if current is not None:
@@ -284,6 +293,8 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
                 pair = None
                 for held in (mine, mine.exclude(status=Assignment.Status.EXPIRED)):
                     # Row locks make the counter update safe: two annotators never both take the last
+                    if live is not None
+                    else None
                     # slot of a pair. skip_locked lets them take different pairs instead of queueing
                     # behind each other on the same row.
                     pair = (
@@ -339,6 +350,18 @@ def _claim(pair: Pair, annotator: Any, now: datetime, rng: random.Random | None)
         claimed_at=now,
         expires_at=now + timedelta(minutes=project.claim_timeout_minutes),
     )
+#: Seconds between the lazy expiry sweeps claims make (beat also runs it every minute).
+EXPIRE_SWEEP_EVERY = 15
+
+
+def _expire_stale_now_and_then() -> None:
+    """Sweep expired claims at most once per EXPIRE_SWEEP_EVERY seconds per cache, not on every claim.
+
+    Every claim used to scan for stale claims first (one query per pair served); beat's minute sweep
+    is the guarantee, this only shortens the wait. ``cache.add`` is atomic, so one request sweeps.
+    """
+    if cache.add("synpref:expire-sweep", 1, EXPIRE_SWEEP_EVERY):
+        assignment_expire_stale(limit=100)
     assignment.pair = pair
     return assignment
 
@@ -377,7 +400,12 @@ def _validate_input(project: Project, data: AnnotationInput) -> None:
 
 
 def annotation_submit(
-    *, assignment_id: int, annotator: Any, data: AnnotationInput, shown: bool = False
+    *,
+    assignment_id: int,
+    annotator: Any,
+    data: AnnotationInput,
+    shown: bool = False,
+    project: Project | None = None,
 ) -> Annotation:
     """Store ``annotator``'s label for their assignment and close it.
 
@@ -385,21 +413,27 @@ def annotation_submit(
     shown codes); it is translated to canonical A/B here, with the locked assignment's order shown,
     and nowhere else. Without it, the preference is already canonical (imports, tests, scripts).
 
-    Refuses a label for an assignment that is not theirs, one already submitted, or one whose claim
-    expired after its slot went to someone else. An expired claim whose slot is still free is
+    Refuses a label for an assignment that is not theirs (or, given ``project``, not of that project),
+    one already submitted, or one whose claim expired after its slot went to someone else. An expired claim whose slot is still free is
     revived, so a slow annotator's work is not lost.
     """
     with transaction.atomic():
         # Lock the assignment, then its pair, in that order everywhere, so a concurrent expiry or
         # claim cannot change the counters between our check and our update.
-        assignment = Assignment.objects.select_for_update().filter(pk=assignment_id, annotator=annotator).first()
-        if assignment is None:
+        # One statement locks both rows (assignment first, as the join reads them) and reads the project.
+        assignment = (
+            Assignment.objects.select_for_update(of=("self", "pair"))
+            .select_related("pair__project")
+            .filter(pk=assignment_id, annotator=annotator)
+            .first()
+        )
+        if assignment is None or (project is not None and assignment.project_id != project.pk):
             raise ServiceError("this pair is not assigned to you")
         if assignment.status == Assignment.Status.SUBMITTED:
             raise ServiceError("you have already labelled this pair")
         if assignment.status == Assignment.Status.OFFERED:
             raise ServiceError("open this pair from your queue before labelling it")
-        pair = Pair.objects.select_for_update().select_related("project").get(pk=assignment.pair_id)
+        pair = assignment.pair
         project = pair.project
         if assignment.status == Assignment.Status.EXPIRED:
             # An old, released or expired claim: the annotator may have claimed (and labelled) this pair
@@ -418,9 +452,7 @@ def annotation_submit(
             try:
                 data = replace(data, preference=preference.shown_to_canonical(data.preference, assignment.order_shown))
             except ValueError:
-                raise ValidationError(
-                    {"preference": f"must be one of {', '.join(preference.SHOWN_VALUES)}"}
-                ) from None
+                raise ValidationError({"preference": f"must be one of {', '.join(preference.SHOWN_VALUES)}"}) from None
         _validate_input(project, data)
         n = project.annotators_per_pair
         is_retest = assignment.kind == Assignment.Kind.RETEST
@@ -464,17 +496,25 @@ def annotation_submit(
         annotation.full_clean(exclude=["assignment", "pair", "annotator"])
         annotation.save()
         completed = not is_retest and pair.status == Pair.Status.COMPLETE
-        transaction.on_commit(
-            lambda: _announce(annotation.pk, pair.pk, project.pk, is_retest=is_retest, completed=completed)
-        )
+        if not is_check:  # a check answer is scored on the lead's page; curation has nothing to do
+            transaction.on_commit(
+                lambda: _announce(annotation.pk, pair.pk, project.pk, is_retest=is_retest, completed=completed)
+            )
     return annotation
 
 
-def _announce(annotation_id: int, pair_id: int, project_id: int, *, is_retest: bool, completed: bool) -> None:
+def _announce(
+    annotation_id: int, pair_id: int, project_id: int, *, is_retest: bool, completed: bool, edited: bool = False
+) -> None:
     from annotation.signals import annotation_submitted, pair_completed
 
     annotation_submitted.send(
-        sender=Annotation, annotation_id=annotation_id, pair_id=pair_id, project_id=project_id, is_retest=is_retest
+        sender=Annotation,
+        annotation_id=annotation_id,
+        pair_id=pair_id,
+        project_id=project_id,
+        is_retest=is_retest,
+        edited=edited,
     )
     if completed:
         pair_completed.send(sender=Pair, pair_id=pair_id, project_id=project_id)
@@ -505,6 +545,86 @@ def _expire(assignment: Assignment) -> None:
     pair.n_claimed = max(pair.n_submitted, pair.n_claimed - 1)
     pair.status = _status_for(pair.n_claimed, pair.n_submitted, pair.project.annotators_per_pair)
     pair.save(update_fields=["n_claimed", "status"])
+
+#: The fields of a label an annotator may change after submitting it (and the audit records).
+EDITABLE_LABEL_FIELDS = (
+    "preference",
+    "task_category",
+    "objectivity",
+    "controversiality",
+    "desired_attributes",
+    "guideline",
+    "rationale",
+)
+
+
+def _label_values(annotation: Annotation) -> dict[str, Any]:
+    return {name: getattr(annotation, name) for name in EDITABLE_LABEL_FIELDS}
+
+
+def annotation_edit(
+    *, annotation_id: int, annotator: Any, data: AnnotationInput, shown: bool = False, project: Project | None = None
+) -> AnnotationRevision | None:
+    """Change ``annotator``'s own submitted label while its pair's labels are not final.
+
+    A pair's labels are final when an app above says so through ``signals.pair_labels_locked``
+    (curation: the pair is verified); then this raises ServiceError and changes nothing. ``shown``
+    means the preference is in the annotator's left/right terms (mapped with the label's own order
+    shown). Every edit keeps the previous and new values in an AnnotationRevision (the audit); the
+    label's ``time_spent_ms`` stays the first submit's, the edit's active time goes on the revision.
+    After commit ``annotation_submitted`` is sent again (``edited=True``), so agreement is recomputed
+    as for a new label. Returns the revision, or None when nothing changed (no revision, no signal).
+
+    A verification that commits while an edit is in flight is not blocked by this check; curation
+    recomputes from the labels it reads, and the edit's signal makes it look again.
+    """
+    from annotation.selectors import pair_ids_with_final_labels
+
+    with transaction.atomic():
+        # Locked so two edits of one label (two tabs) apply one after the other, each audited.
+        annotation = (
+            Annotation.objects.select_for_update(of=("self",))
+            .select_related("pair__project")
+            .filter(pk=annotation_id, annotator=annotator)
+            .first()
+        )
+        if annotation is None or (project is not None and annotation.pair.project_id != project.pk):
+            raise ServiceError("this label is not yours")
+        if annotation.pair_id in pair_ids_with_final_labels([annotation.pair_id]):
+            raise ServiceError("this pair has been verified; its labels can no longer be changed")
+        if shown:
+            try:
+                data = replace(data, preference=preference.shown_to_canonical(data.preference, annotation.order_shown))
+            except ValueError:
+                raise ValidationError({"preference": f"must be one of {', '.join(preference.SHOWN_VALUES)}"}) from None
+        _validate_input(annotation.pair.project, data)
+        before = _label_values(annotation)
+        annotation.preference = data.preference
+        annotation.task_category = data.task_category
+        annotation.objectivity = data.objectivity
+        annotation.controversiality = data.controversiality
+        annotation.desired_attributes = list(dict.fromkeys(data.desired_attributes))
+        annotation.guideline = data.guideline.strip()
+        annotation.rationale = data.rationale.strip()
+        after = _label_values(annotation)
+        if after == before:
+            return None
+        annotation.full_clean(exclude=["assignment", "pair", "annotator"])
+        annotation.save(update_fields=list(EDITABLE_LABEL_FIELDS))
+        revision = AnnotationRevision.objects.create(
+            annotation=annotation,
+            editor=annotator,
+            before=before,
+            after=after,
+            time_spent_ms=max(0, min(int(data.time_spent_ms or 0), 2**31 - 1)),
+            edited_at=timezone.now(),
+        )
+        pair_id, project_id, is_retest = annotation.pair_id, annotation.pair.project_id, annotation.is_retest
+        transaction.on_commit(
+            lambda: _announce(annotation_id, pair_id, project_id, is_retest=is_retest, completed=False, edited=True)
+        )
+    return revision
+
 
 
 def assignment_expire_stale(*, now: datetime | None = None, limit: int = 1000) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from annotation import views
+from annotation import check_views, views
 
 app_name = "annotation"
 
@@ -19,6 +19,11 @@ urlpatterns = [
     path("projects/<int:project_id>/queue/", views.project_queue, name="project-queue"),
     path("projects/<int:project_id>/label/", views.pair_label, name="pair-label"),
     path("projects/<int:project_id>/label/skip/", views.pair_skip, name="pair-skip"),
+    path(
+        "projects/<int:project_id>/labels/<int:annotation_id>/edit/",
+        views.annotation_edit_view,
+        name="annotation-edit",
+    ),
     # Export lives in curation (it reads verdicts); the old address keeps working.
     path(
         "projects/<int:project_id>/export/",

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -41,13 +42,14 @@ from annotation.forms import (
     UserEditForm,
     shown_preference_label,
 )
-from annotation.models import Assignment, ImportBatch, Pair, Project, Role
-from annotation.preference import responses_in_order
+from annotation.models import Annotation, Assignment, ImportBatch, Pair, Project, Role
+from annotation.preference import canonical_to_shown, responses_in_order
 from annotation.roles import is_admin, is_annotator, is_lead, user_roles
 from annotation.services import (
     AnnotationInput,
     ServiceError,
     annotation_submit,
+    annotation_edit,
     assignment_claim_next,
     assignment_release,
     import_batch_create,
@@ -58,6 +60,7 @@ from annotation.services import (
     user_set_roles,
 )
 from config import jobs
+from annotation.tools.services import llm_config
 from config.formtools import add_service_errors
 
 View = Callable[..., HttpResponseBase]
@@ -116,18 +119,24 @@ def _is_member(project: Project, user: Any) -> bool:
 
 
 def _get_project_for_labelling(user: Any, project_id: int) -> Project:
-    project = _get_project_for_user(user, project_id)
+    # One query for the project, membership and roles: this runs on every submit.
+    access = selectors.project_get_for_labelling(user, project_id)
+    if access is None:
+        raise Http404("No such project.")
     if not is_annotator(user):
         raise PermissionDenied("Only annotators label pairs.")
-    if not _is_member(project, user):
+    if not access.is_member:
         # Only an admin who is not a member gets here: they can see the project but not label in it.
         raise PermissionDenied("Join the project as a member to label its pairs.")
-    return project
+    return access.project
 
 
 def _sentence(message: str) -> str:
     message = str(message).strip()
-    return message[:1].upper() + message[1:] if message else message
+    """A service's message ("this pair is not assigned to you") as a sentence for the page."""
+    if not message:
+        return message
+    return message[:1].upper() + message[1:] + ("" if message[-1] in ".!?" else ".")
 
 
 # --- home, projects ----------------------------------------------------------------------------
@@ -243,12 +252,15 @@ def project_guidelines(request: HtmxHttpRequest, project_id: int) -> HttpRespons
 def project_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = _get_project_for_labelling(request.user, project_id)
     recent = [
+    annotations = list(selectors.annotation_list_for_annotator(project, request.user, limit=25))
+    final = selectors.pair_ids_with_final_labels(a.pair_id for a in annotations)
         {
             "annotation": annotation,
             "prompt": _last_user_turn(annotation.pair),
             "preference": shown_preference_label(annotation.preference, annotation.order_shown),
         }
-        for annotation in selectors.annotation_list_for_annotator(project, request.user, limit=25)
+            "editable": annotation.pair_id not in final,
+        for annotation in annotations
     ]
     context = {
         "project": project,
@@ -279,17 +291,8 @@ def pair_label(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     return _label_next(request, project)
 
 
-def _label_submit(request: HtmxHttpRequest, project: Project) -> HttpResponse:
-    form = LabelForm(request.POST, project=project)
-    assignment = _posted_assignment(request, project)
-    if assignment is None:
-        return _label_done(request, project, error="This pair is not assigned to you.")
-    if assignment.status == Assignment.Status.SUBMITTED:
-        return _label_done(request, project, error="You have already labelled this pair.")
-    if not form.is_valid():
-        return _label_render(request, project, assignment, form)
-    data = form.cleaned_data
-    label = AnnotationInput(
+def _label_input(data: dict[str, Any]) -> AnnotationInput:
+    return AnnotationInput(
         preference=data["preference"],  # a side of the screen: annotation_submit(shown=True) maps it to A/B
         task_category=data["task_category"],
         objectivity=data["objectivity"],
@@ -300,13 +303,36 @@ def _label_submit(request: HtmxHttpRequest, project: Project) -> HttpResponse:
         time_spent_ms=data["time_spent_ms"] or 0,
     )
     try:
-        annotation_submit(assignment_id=assignment.pk, annotator=request.user, data=label)
+
+
+def _label_submit(request: HtmxHttpRequest, project: Project) -> HttpResponse:
+    form = LabelForm(request.POST, project=project)
+    if not form.is_valid():
+        # Only a form with errors needs the pair again, to show it with them.
+        assignment = _posted_assignment(request, project)
+        if assignment is None:
+            return _label_done(request, project, error="This pair is not assigned to you.")
+        if assignment.status == Assignment.Status.SUBMITTED:
+            return _label_done(request, project, error="You have already labelled this pair.")
+        return _label_render(request, project, assignment, form)
+    # The service checks the assignment (theirs, this project's, not yet submitted) under its lock.
+        annotation = annotation_submit(
+            assignment_id=form.cleaned_data["assignment"],
+            annotator=request.user,
+            data=_label_input(form.cleaned_data),
+            shown=True,
+            project=project,
+        )
     except ValidationError as exc:
         add_service_errors(form, exc)
         return _label_render(request, project, assignment, form)
+        assignment = _posted_assignment(request, project)
+        if assignment is None:
+            return _label_done(request, project, error="This pair is not assigned to you.")
     except ServiceError as exc:
         return _label_done(request, project, error=_sentence(str(exc)))
-    return _label_done(request, project, notice="Saved.")
+    label_progress.label_session_count_incr(project_id=project.pk, session_key=request.session.session_key)
+    return _label_done(request, project, notice="Saved.", saved_annotation_id=annotation.pk)
 
 
 def _posted_assignment(request: HtmxHttpRequest, project: Project) -> Assignment | None:
@@ -336,10 +362,17 @@ def pair_skip(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     return _label_done(request, project, notice="Skipped; the pair went back to the pool.")
 
 
-def _label_done(request: HtmxHttpRequest, project: Project, *, notice: str = "", error: str = "") -> HttpResponse:
+def _label_done(
+    request: HtmxHttpRequest,
+    project: Project,
+    *,
+    notice: str = "",
+    error: str = "",
+    saved_annotation_id: int | None = None,
+) -> HttpResponse:
     """After a submit or skip: htmx gets the next pair's fragment; a plain POST is redirected (PRG)."""
     if request.htmx:
-        return _label_next(request, project, notice=notice, error=error)
+        return _label_next(request, project, notice=notice, error=error, saved_annotation_id=saved_annotation_id)
     if error:
         messages.error(request, error)
     elif notice:
@@ -347,13 +380,36 @@ def _label_done(request: HtmxHttpRequest, project: Project, *, notice: str = "",
     return redirect("annotation:pair-label", project_id=project.pk)
 
 
-def _label_next(request: HtmxHttpRequest, project: Project, *, notice: str = "", error: str = "") -> HttpResponse:
+def _label_next(
+    request: HtmxHttpRequest,
+    project: Project,
+    *,
+    notice: str = "",
+    error: str = "",
+    saved_annotation_id: int | None = None,
+) -> HttpResponse:
     try:
         assignment = assignment_claim_next(project=project, annotator=request.user)
     except ServiceError as exc:
         return _label_render(request, project, None, None, error=_sentence(str(exc)), claim_failed=True)
     form = LabelForm(initial={"assignment": assignment.pk}, project=project) if assignment else None
-    return _label_render(request, project, assignment, form, notice=notice, error=error)
+    return _label_render(
+        request, project, assignment, form, notice=notice, error=error, saved_annotation_id=saved_annotation_id
+    )
+
+
+#: The keys shown beside the choices of an attribute, after its prefix key (t, o, c, d).
+CHOICE_KEYS = "123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _keyed_choices(field: Any, choices: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """An attribute's choices with the key that picks each (the first len(CHOICE_KEYS) have one)."""
+    value = field.value()
+    chosen = {str(v) for v in value} if isinstance(value, list | tuple) else {str(value or "")}
+    return [
+        {"value": v, "label": label, "key": CHOICE_KEYS[i] if i < len(CHOICE_KEYS) else "", "checked": v in chosen}
+        for i, (v, label) in enumerate((str(v), str(label)) for v, label in choices if v != "")
+    ]
 
 
 def _label_render(
@@ -366,6 +422,8 @@ def _label_render(
     error: str = "",
     claim_failed: bool = False,
 ) -> HttpResponse:
+    saved_annotation_id: int | None = None,
+    editing: Annotation | None = None,
     context: dict[str, Any] = {
         "project": project,
         "assignment": assignment,
@@ -374,10 +432,16 @@ def _label_render(
         "error": error,
         "claim_failed": claim_failed,
     }
+        "saved_annotation_id": saved_annotation_id,
+        "editing": editing,
+        "progress": label_progress.label_progress(
+            project=project, annotator=request.user, session_key=request.session.session_key
+        ),
     if assignment is not None and form is not None:
         pair = assignment.pair
         # Canonical letters stay on the server: the page only knows "left" and "right".
-        left, right = responses_in_order(pair.response_a, pair.response_b, assignment.order_shown)
+        order_shown = editing.order_shown if editing is not None else assignment.order_shown
+        left, right = responses_in_order(pair.response_a, pair.response_b, order_shown)
         conversation = list(pair.conversation or [])
         context.update(
             {
@@ -390,6 +454,17 @@ def _label_render(
                     {"widget": w, "key": SHOWN_PREFERENCE_KEYS[w.data["value"]]} for w in form["preference"]
                 ],
             }
+                "attr_choices": {
+                    name: _keyed_choices(form[name], list(form.fields[name].choices))  # type: ignore[attr-defined]
+                    for name in ("task_category", "objectivity", "controversiality", "desired_attributes")
+                },
+                "category_chips": len(project.taxonomy) <= len(CHOICE_KEYS),
+                "ai_configured": llm_config().is_configured,
+                "form_action": (
+                    reverse("annotation:annotation-edit", args=[project.pk, editing.pk])
+                    if editing is not None
+                    else reverse("annotation:pair-label", args=[project.pk])
+                ),
         )
     template = "annotation/partials/label_panel.html" if request.htmx else "annotation/pair_label.html"
     return render(request, template, context)
@@ -402,6 +477,55 @@ def _label_render(
 @require_http_methods(["GET", "POST"])
 def import_create(request: HtmxHttpRequest) -> HttpResponse:
     projects = selectors.project_list_for_user(request.user)
+@login_required
+@require_http_methods(["GET", "POST"])
+def annotation_edit_view(request: HtmxHttpRequest, project_id: int, annotation_id: int) -> HttpResponse:
+    """Reopen one's own submitted label and change it, until its pair is verified (then: a message)."""
+    project = _get_project_for_labelling(request.user, project_id)
+    annotation = selectors.annotation_get_for_editing(annotation_id, request.user, project)
+    if annotation is None:
+        raise Http404("No such label.")
+    if annotation.pair_id in selectors.pair_ids_with_final_labels([annotation.pair_id]):
+        messages.error(request, "This pair has been verified; its labels can no longer be changed.")
+        return redirect("annotation:project-queue", project_id=project.pk)
+    if request.method == "POST":
+        form = LabelForm(request.POST, project=project)
+        if form.is_valid():
+            try:
+                revision = annotation_edit(
+                    annotation_id=annotation.pk,
+                    annotator=request.user,
+                    data=_label_input(form.cleaned_data),
+                    shown=True,
+                    project=project,
+                )
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            except ServiceError as exc:
+                messages.error(request, _sentence(str(exc)))
+                return redirect("annotation:project-queue", project_id=project.pk)
+            else:
+                messages.success(request, "Label updated." if revision else "Nothing changed.")
+                return redirect("annotation:project-queue", project_id=project.pk)
+    else:
+        form = LabelForm(
+            initial={
+                "assignment": annotation.assignment_id,
+                "preference": canonical_to_shown(annotation.preference, annotation.order_shown),
+                "task_category": annotation.task_category,
+                "objectivity": annotation.objectivity,
+                "controversiality": annotation.controversiality,
+                "desired_attributes": list(annotation.desired_attributes),
+                "guideline": annotation.guideline,
+                "rationale": annotation.rationale,
+            },
+            project=project,
+        )
+    assignment = annotation.assignment
+    assignment.pair = annotation.pair  # already read with the label
+    return _label_render(request, project, assignment, form, editing=annotation)
+
+
     if request.method == "POST":
         form = ImportForm(request.POST, request.FILES, projects=projects)
         if form.is_valid():

@@ -341,6 +341,8 @@ STAGE2_JUDGE_FUNCTION = env_str("STAGE2_JUDGE_FUNCTION", "curation.judges.servic
 ANNOTATORS_PER_PAIR = env_int("ANNOTATORS_PER_PAIR", 3)
 CLAIM_TIMEOUT_MINUTES = env_int("CLAIM_TIMEOUT_MINUTES", 30)
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 5000)
+# Seconds the labelling page's progress figures (queue left, project completion) are cached.
+LABEL_PROGRESS_TTL = env_int("LABEL_PROGRESS_TTL", 30)
 
 # Curation defaults (each project may override its own on the curation settings page).
 CURATION_ALPHA_THRESHOLD = env_float("CURATION_ALPHA_THRESHOLD", 0.85)

@@ -28,3 +28,13 @@ def on_pair_completed(sender: Any, *, pair_id: int, **kwargs: Any) -> None:
     from curation.tasks import pair_completed_task
 
     transaction.on_commit(lambda: pair_completed_task.delay(pair_id=pair_id), robust=True)
+
+
+def verified_pair_ids(sender: Any, *, pair_ids: list[int], **kwargs: Any) -> set[int]:
+    """Answer annotation's ``pair_labels_locked``: the given pairs that are verified (their labels are final).
+
+    Once curation holds a pair's verdict, an annotator can no longer edit their label on it.
+    """
+    from curation.models import VerifiedPair
+
+    return set(VerifiedPair.objects.filter(pair_id__in=pair_ids).values_list("pair_id", flat=True))

@@ -1,7 +1,7 @@
 """htmx panels of the annotator tools: fact-check search, code runner, AI assist, and the evidence list.
 
 Each panel is a self-contained fragment with a stable root id, loaded into the labelling page by
-``templates/annotation/tools/panels.html`` (``hx-get`` on load) and swapped ``outerHTML`` by its own
+``templates/annotation/tools/panels.html`` (``hx-get`` when its tab is first opened) and swapped ``outerHTML`` by its own
 forms. Pairs a user may not use the tools on answer 404, so nothing about them leaks.
 """
 
@@ -20,7 +20,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from annotation.models import Assignment, Corpus, Pair
+from annotation.models import Assignment, Pair
 from annotation.preference import responses_in_order
 from annotation.roles import is_admin
 from annotation.services import ServiceError
@@ -152,8 +152,8 @@ def _code_blocks(pair: Pair, user: Any) -> list[CodeBlock]:
     first, second = responses_in_order(pair.response_a, pair.response_b, order)
     last_user = next((m.get("content", "") for m in reversed(pair.conversation) if m.get("role") == "user"), "")
     return [
-        *extract_code_blocks(first, "Response 1"),
-        *extract_code_blocks(second, "Response 2"),
+        *extract_code_blocks(first, "Left response"),
+        *extract_code_blocks(second, "Right response"),
         *extract_code_blocks(last_user, "Prompt"),
     ]
 

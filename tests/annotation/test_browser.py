@@ -41,7 +41,7 @@ def browser_page(tmp_path: Path) -> Any:
         pytest.skip("needs the playwright package")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(15_000)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -87,10 +87,12 @@ def test_annotator_labels_with_the_keyboard_and_gets_the_next_pair_without_reloa
     page.evaluate("window.__testMarker = 'first-load'")
     first_id = page.input_value("#label-form input[name=assignment]")
     titles = [" ".join(t.split()) for t in page.locator(".response-title").all_inner_texts()]
-    assert titles == ["1 Response 1 (left)", "2 Response 2 (right)"]
+    # Letter badges: a digit beside a response would read as the preference key of that digit.
+    assert titles == ["L Left response", "R Right response"]
 
     # The guidelines open in the side panel with one key, and close with Escape.
-    page.keyboard.press("g")
+    if page.is_hidden("#guidelines-panel"):  # open already on a first visit
+        page.keyboard.press("g")
     page.wait_for_selector("#guidelines-panel #guidelines-content h1")
     assert page.is_visible("#guidelines-panel") and "Be careful" in page.inner_text("#guidelines-panel")
     page.keyboard.press("Escape")
@@ -99,7 +101,7 @@ def test_annotator_labels_with_the_keyboard_and_gets_the_next_pair_without_reloa
     page.wait_for_timeout(300)  # some active time on the pair
     page.keyboard.press("1")  # left clearly better
     assert page.is_checked("input[name=preference][value=LEFT_CLEARLY]")
-    page.select_option("select[name=task_category]", "advice")
+    page.click("label.chip:has(input[name=task_category][value=advice])")
     page.click("label.chip:has(input[name=objectivity][value=opinion])")
     page.click("label.chip:has(input[name=controversiality][value=low])")
     page.click("label.chip:has(input[name=desired_attributes][value=accuracy])")

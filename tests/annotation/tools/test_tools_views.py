@@ -41,10 +41,18 @@ def test_panels_need_a_claim_on_the_pair_or_a_lead(
 
 
 def test_panels_include_renders_lazy_loaders(claimed: Any, settings: Any) -> None:
-    html = render_to_string("annotation/tools/panels.html", {"pair": claimed.pair})
+    html = render_to_string("annotation/tools/panels.html", {"pair": claimed.pair, "ai_configured": True})
     for name in ("search", "code", "ai"):
         assert f'hx-get="{url(name, claimed.pair.pk)}"' in html
     assert url("pair-evidence", claimed.pair.pk) in html
+    # Fetched when a tab is first opened, never on page load (the panels cost queries per pair).
+    assert 'hx-trigger="load"' not in html and html.count('hx-trigger="tool-open once"') == 4
+
+
+def test_panels_leave_out_ai_assist_when_it_is_not_configured(claimed: Any) -> None:
+    html = render_to_string("annotation/tools/panels.html", {"pair": claimed.pair, "ai_configured": False})
+    assert url("ai", claimed.pair.pk) not in html and "Ask AI" not in html
+    assert f'hx-get="{url("search", claimed.pair.pk)}"' in html
 
 
 def test_search_open_and_attach_round_trip(jargon: Any, claimed: Any, users: dict[str, Any], client: Any) -> None:
@@ -90,7 +98,7 @@ def test_code_panel_offers_the_responses_code_and_queues_a_run(
 ) -> None:
     client.force_login(users["alice"])
     panel = client.get(url("code", claimed.pair.pk), **HX).content.decode()
-    assert "Response 1, block 1 (python)" in panel  # alice sees B (which holds the code) on the left
+    assert "Left response, block 1 (python)" in panel  # alice sees B (which holds the code) on the left
     assert "def add(a, b):" in panel
     with (
         mock.patch("annotation.tasks.code_run_execute_task.delay") as delay,
