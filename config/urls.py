@@ -20,5 +20,6 @@ urlpatterns = [
     path("api/", include("rewardmodel.api_urls")),
     path("models/", include("rewardmodel.urls")),
     path("curation/", include("curation.urls")),
+    path("judges/", include("curation.judges.urls")),
     path("", include("annotation.urls")),
 ]

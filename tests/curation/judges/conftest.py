@@ -34,13 +34,14 @@ def make_pair(project: Any, n: int, right: str = "A", topic: str | None = None) 
     """A pair about a topic whose right response carries the word RIGHT (what the stub judge looks for)."""
     subject = topic or TOPICS[n % len(TOPICS)]
     good, bad = f"RIGHT answer {n} about {subject}.", f"wrong answer {n} about {subject}."
-    return PairFactory(
+    pair: Pair = PairFactory(
         project=project,
         conversation=[{"role": "user", "content": f"Tell me about {subject}, question {n}."}],
         response_a=good if right == "A" else bad,
         response_b=bad if right == "A" else good,
         source_label=right,
     )
+    return pair
 
 
 def verify(pair: Pair, side: str, strength: str = "clearly") -> VerifiedPair:

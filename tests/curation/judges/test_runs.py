@@ -96,8 +96,8 @@ def test_a_shard_resumes_after_its_server_died(project: Any, stub: Any, make_jud
 
 
 def test_quality_on_the_heldout_slice_with_position_bias(project: Any, stub: Any, make_judge: Any) -> None:
-    good = make_judge(stub(content_judge).url, name="content")
-    biased = make_judge(stub(first_judge).url, name="first")
+    make_judge(stub(content_judge).url, name="content")
+    make_judge(stub(first_judge).url, name="first")
     pairs = [make_pair(project, n, right="A" if n % 3 else "B") for n in range(24)]
     for p in pairs:
         verify(p, p.source_label)
