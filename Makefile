@@ -35,16 +35,14 @@ check-wheels:
 # (DEBUG stays off; see docs/security.md). Production sets SECRET_KEY instead.
 run web worker test: export SYNPREF_DEV := 1
 
-# Web server and a real Celery worker (all queues, with beat for claim expiry); Ctrl+C stops both.
+# Web server and a real Celery worker (all queues, with beat for claim expiry); one Ctrl+C stops both
+# cleanly (devtools/run_dev.py: one SIGTERM each, a warm shutdown, then a kill after 30 s).
 run: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
 	$(PY) manage.py load_corpus --demo
 	@echo "SynPref Studio on http://$(HOST):$(PORT)/  (log in as alice / synpref-demo; see README)"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(VENV)/bin/celery -A config worker -B -Q celery,gpu,sandbox --concurrency 2 --loglevel INFO \
-		--schedule var/celerybeat-schedule & \
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	@$(PY) -m devtools.run_dev --host $(HOST) --port $(PORT)
 
 web: install
 	$(PY) manage.py runserver $(HOST):$(PORT)
