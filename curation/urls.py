@@ -45,3 +45,8 @@ urlpatterns = [
         name="dataset-download",
     ),
 ]
+
+# Stage 2 (consistency filtering and label recycling)
+from curation.stage2.urls import urlpatterns as stage2_urlpatterns  # noqa: E402
+
+urlpatterns += stage2_urlpatterns

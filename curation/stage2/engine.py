@@ -571,3 +571,32 @@ def stage2_progress(run: Stage2Run) -> dict[str, Any]:
         "n_pairs": run.n_pairs,
         "fraction": done / run.n_pairs if run.n_pairs else 1.0,
     }
+
+
+def stage2_retrain(*, run: Stage2Run, created_by: Any = None) -> Any:
+    """Queue a training job (gpu queue) that fine-tunes the run's current-best model on the run's dataset version.
+
+    Raises ValidationError when the run has no dataset version (not done, or nothing kept or flipped).
+    """
+    from curation.datasets import dataset_version_source_label
+    from rewardmodel.services import training_job_create
+
+    version = run.dataset_version
+    if run.status != Stage2Run.Status.DONE or version is None:
+        raise ValidationError("this run has no result to train on (it is not done, or kept and flipped nothing)")
+    job = training_job_create(
+        name=f"{run.project.name} stage 2 run {run.pk} (from {run.best_model.name})",
+        train_data=version.train_data,
+        eval_data=version.eval_data,
+        base_model=run.best_model.path,
+        any_base_model=True,  # the registry's own checkpoint, not a path a user typed
+        config=dict(RETRAIN_CONFIG),
+        scope=_scope(run.project),
+        created_by=created_by,
+        data_source=dataset_version_source_label(version),
+    )
+    Stage2Run.objects.filter(pk=run.pk).update(training_job=job)
+    return job
+
+
+RETRAIN_CONFIG: dict[str, Any] = {"num_epochs": 1, "batch_size": 16, "learning_rate": 3e-5, "max_length": 256}

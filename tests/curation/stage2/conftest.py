@@ -15,6 +15,9 @@ from tests.factories import PairFactory
 
 def make_models(project: Project, tmp_path: Path) -> tuple[ModelVersion, ModelVersion]:
     scope = f"project:{project.pk}"
+    for name in ("gold", "best"):  # checkpoint directories as the registry keeps them (training may start from one)
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "config.json").write_text("{}")
     gold = ModelVersion.objects.create(
         name=f"gold-{project.pk}", scope=scope, base_model="x", path=str(tmp_path / "gold"), is_gold=True
     )
