@@ -269,14 +269,16 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
                     .order_by(Case(When(status=Assignment.Status.CLAIMED, then=0), default=1), "-pair__priority", "id")
                     .first()
                 )
-                if current is not None:
-                    return current
+                if live is not None and live.status == Assignment.Status.CLAIMED:
+                    return live
                 offered = (
                     Assignment.objects.select_related("pair")
                     .filter(project=project, annotator=annotator, status=Assignment.Status.OFFERED)
                     .order_by("-pair__priority", "id")
                     .select_for_update(skip_locked=True, of=("self",))
                     .first()
+                    if live is not None
+                    else None
                 )
                 if offered is not None:
                     # A retest offered to this annotator only; it looks like any other pair.
@@ -293,8 +295,6 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
                 pair = None
                 for held in (mine, mine.exclude(status=Assignment.Status.EXPIRED)):
                     # Row locks make the counter update safe: two annotators never both take the last
-                    if live is not None
-                    else None
                     # slot of a pair. skip_locked lets them take different pairs instead of queueing
                     # behind each other on the same row.
                     pair = (
@@ -332,6 +332,18 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
 
 
 CLAIM_ATTEMPTS = 100
+#: Seconds between the lazy expiry sweeps claims make (beat also runs it every minute).
+EXPIRE_SWEEP_EVERY = 15
+
+
+def _expire_stale_now_and_then() -> None:
+    """Sweep expired claims at most once per EXPIRE_SWEEP_EVERY seconds per cache, not on every claim.
+
+    Every claim used to scan for stale claims first (one query per pair served); beat's minute sweep
+    is the guarantee, this only shortens the wait. ``cache.add`` is atomic, so one request sweeps.
+    """
+    if cache.add("synpref:expire-sweep", 1, EXPIRE_SWEEP_EVERY):
+        assignment_expire_stale(limit=100)
 
 
 def _claim(pair: Pair, annotator: Any, now: datetime, rng: random.Random | None) -> Assignment:
@@ -350,18 +362,6 @@ def _claim(pair: Pair, annotator: Any, now: datetime, rng: random.Random | None)
         claimed_at=now,
         expires_at=now + timedelta(minutes=project.claim_timeout_minutes),
     )
-#: Seconds between the lazy expiry sweeps claims make (beat also runs it every minute).
-EXPIRE_SWEEP_EVERY = 15
-
-
-def _expire_stale_now_and_then() -> None:
-    """Sweep expired claims at most once per EXPIRE_SWEEP_EVERY seconds per cache, not on every claim.
-
-    Every claim used to scan for stale claims first (one query per pair served); beat's minute sweep
-    is the guarantee, this only shortens the wait. ``cache.add`` is atomic, so one request sweeps.
-    """
-    if cache.add("synpref:expire-sweep", 1, EXPIRE_SWEEP_EVERY):
-        assignment_expire_stale(limit=100)
     assignment.pair = pair
     return assignment
 
@@ -520,32 +520,6 @@ def _announce(
         pair_completed.send(sender=Pair, pair_id=pair_id, project_id=project_id)
 
 
-def assignment_release(*, assignment_id: int, annotator: Any) -> None:
-    """The annotator skips their claimed pair: the slot returns to the pool (they won't get it again soon)."""
-    with transaction.atomic():
-        assignment = (
-            Assignment.objects.select_for_update()
-            .filter(pk=assignment_id, annotator=annotator, status=Assignment.Status.CLAIMED)
-            .first()
-        )
-        if assignment is None:
-            raise ServiceError("no open claim to release")
-        _expire(assignment)
-
-
-def _expire(assignment: Assignment) -> None:
-    if assignment.kind == Assignment.Kind.RETEST:
-        # A retest is meant for this annotator: it goes back to their queue, not to the pool.
-        assignment.status = Assignment.Status.OFFERED
-        assignment.save(update_fields=["status"])
-        return
-    pair = Pair.objects.select_for_update().select_related("project").get(pk=assignment.pair_id)
-    assignment.status = Assignment.Status.EXPIRED
-    assignment.save(update_fields=["status"])
-    pair.n_claimed = max(pair.n_submitted, pair.n_claimed - 1)
-    pair.status = _status_for(pair.n_claimed, pair.n_submitted, pair.project.annotators_per_pair)
-    pair.save(update_fields=["n_claimed", "status"])
-
 #: The fields of a label an annotator may change after submitting it (and the audit records).
 EDITABLE_LABEL_FIELDS = (
     "preference",
@@ -625,6 +599,32 @@ def annotation_edit(
         )
     return revision
 
+
+def assignment_release(*, assignment_id: int, annotator: Any) -> None:
+    """The annotator skips their claimed pair: the slot returns to the pool (they won't get it again soon)."""
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update()
+            .filter(pk=assignment_id, annotator=annotator, status=Assignment.Status.CLAIMED)
+            .first()
+        )
+        if assignment is None:
+            raise ServiceError("no open claim to release")
+        _expire(assignment)
+
+
+def _expire(assignment: Assignment) -> None:
+    if assignment.kind == Assignment.Kind.RETEST:
+        # A retest is meant for this annotator: it goes back to their queue, not to the pool.
+        assignment.status = Assignment.Status.OFFERED
+        assignment.save(update_fields=["status"])
+        return
+    pair = Pair.objects.select_for_update().select_related("project").get(pk=assignment.pair_id)
+    assignment.status = Assignment.Status.EXPIRED
+    assignment.save(update_fields=["status"])
+    pair.n_claimed = max(pair.n_submitted, pair.n_claimed - 1)
+    pair.status = _status_for(pair.n_claimed, pair.n_submitted, pair.project.annotators_per_pair)
+    pair.save(update_fields=["n_claimed", "status"])
 
 
 def assignment_expire_stale(*, now: datetime | None = None, limit: int = 1000) -> int:
