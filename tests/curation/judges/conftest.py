@@ -34,7 +34,7 @@ def make_pair(project: Any, n: int, right: str = "A", topic: str | None = None) 
     """A pair about a topic whose right response carries the word RIGHT (what the stub judge looks for)."""
     subject = topic or TOPICS[n % len(TOPICS)]
     good, bad = f"RIGHT answer {n} about {subject}.", f"wrong answer {n} about {subject}."
-    pair: Pair = PairFactory(
+    pair = PairFactory.create(
         project=project,
         conversation=[{"role": "user", "content": f"Tell me about {subject}, question {n}."}],
         response_a=good if right == "A" else bad,
