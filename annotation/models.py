@@ -75,6 +75,16 @@ class Project(models.Model):
     claim_timeout_minutes = models.PositiveIntegerField(default=default_claim_timeout)
     taxonomy = models.JSONField(default=default_taxonomy, help_text="Task categories annotators choose from.")
     desired_attributes = models.JSONField(default=default_desired_attributes)
+    # Known-answer checks (annotation/checks.py); the pairs are KnownAnswer rows a lead chooses.
+    qualification_required = models.BooleanField(
+        default=False, help_text="New annotators label only the qualification pairs until they pass."
+    )
+    qualification_threshold = models.FloatField(
+        default=0.8, help_text="Share of qualification pairs to answer right to pass (0 to 1)."
+    )
+    attention_check_rate = models.FloatField(
+        default=0.0, help_text="Share of pairs served that are hidden attention checks (0 to 0.5)."
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="projects", blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -89,6 +99,14 @@ class Project(models.Model):
                 name="project_annotators_per_pair_range",
             ),
             models.CheckConstraint(condition=Q(claim_timeout_minutes__gte=1), name="project_claim_timeout_positive"),
+            models.CheckConstraint(
+                condition=Q(qualification_threshold__gt=0) & Q(qualification_threshold__lte=1),
+                name="project_qualification_threshold_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(attention_check_rate__gte=0) & Q(attention_check_rate__lte=0.5),
+                name="project_attention_check_rate_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -197,6 +215,10 @@ class Assignment(models.Model):
     class Kind(models.TextChoices):
         REGULAR = "regular", "Regular"  # one of the pair's N labels
         RETEST = "retest", "Retest"  # a double-blind re-label of a verified pair; not one of the N
+        # Known-answer checks (annotation/checks.py): not one of the N either. The annotator is never
+        # told which kind a pair is (a qualification pair says only that qualification is under way).
+        QUALIFICATION = "qualification", "Qualification"
+        ATTENTION = "attention", "Attention check"
 
     class Order(models.TextChoices):
         AB = "AB", "A left, B right"
@@ -307,3 +329,270 @@ class AnnotationRevision(models.Model):
 
     def __str__(self) -> str:
         return f"Edit of annotation {self.annotation_id} at {self.edited_at:%Y-%m-%d %H:%M}"
+
+
+# ==================================================================================================
+# Annotator tools: reference corpus and the evidence annotators gather (fact-check search, code
+# runner, AI assist). Code in annotation/tools/. Every evidence row names its pair and the user who
+# made it; who may read it is decided in annotation/tools/selectors.py (an annotator sees only
+# their own; leads see an annotator's evidence once that annotator has submitted their label).
+# Full-text indexes are not model fields: the migration adds a stored tsvector column with a GIN
+# index on PostgreSQL, and an FTS5 table kept in sync by triggers on SQLite.
+# ==================================================================================================
+
+
+class Corpus(JobFields):
+    """A reference work loaded by an admin for the fact-check search (e.g. a Debian dictionary).
+
+    An uploaded corpus is a background row (config/jobs.py): queued, then loading on a worker.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        LOADING = "loading", "Loading"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    licence = models.CharField(max_length=500, blank=True)
+    source = models.CharField(max_length=500, blank=True, help_text="Where the text came from (package, URL).")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.READY)
+    error = models.TextField(blank=True)
+    n_documents = models.PositiveIntegerField(default=0)
+    upload_path = models.CharField(max_length=1000, blank=True, help_text="Uploaded file awaiting a worker.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "corpora"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CorpusDocument(models.Model):
+    corpus = models.ForeignKey(Corpus, on_delete=models.CASCADE, related_name="documents")
+    external_id = models.CharField(max_length=300, help_text="Unique within the corpus.")
+    title = models.CharField(max_length=500)
+    text = models.TextField()
+    source_url = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["corpus", "external_id"], name="corpusdocument_unique_external_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ToolEvidence(models.Model):
+    """What every evidence row has: the pair, who gathered it, when."""
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=False)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["pair", "annotator", "created_at"], name="%(class)s_pair_idx")]
+
+
+class SearchQuery(ToolEvidence):
+    class Backend(models.TextChoices):
+        CORPUS = "corpus", "Reference corpus"
+        WEB = "web", "Web search"
+
+    backend = models.CharField(max_length=16, choices=Backend.choices)
+    query = models.CharField(max_length=500)
+    results = models.JSONField(
+        default=list, blank=True, help_text="Ranked results as shown: rank, title, url, snippet_html, document_id."
+    )
+    relaxed = models.BooleanField(default=False, help_text="No result had every word; results match any word.")
+    capped = models.BooleanField(default=False, help_text="More documents matched than were ranked.")
+    latency_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta(ToolEvidence.Meta):
+        verbose_name_plural = "search queries"
+
+    def __str__(self) -> str:
+        return f"Search {self.query!r}"
+
+
+class SearchResultOpened(ToolEvidence):
+    search = models.ForeignKey(SearchQuery, on_delete=models.CASCADE, related_name="opened")
+    rank = models.PositiveSmallIntegerField()
+    title = models.CharField(max_length=500)
+    url = models.CharField(max_length=1000, blank=True)
+    document = models.ForeignKey(CorpusDocument, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta(ToolEvidence.Meta):
+        pass
+
+
+class EvidenceSnippet(ToolEvidence):
+    """A passage the annotator attached to the pair as evidence, with where it came from."""
+
+    search = models.ForeignKey(SearchQuery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    document = models.ForeignKey(CorpusDocument, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    title = models.CharField(max_length=500)
+    url = models.CharField(max_length=1000, blank=True)
+    text = models.TextField()
+    note = models.TextField(blank=True)
+    is_verbatim = models.BooleanField(
+        null=True, help_text="The text appears word for word in the source document (None: not checkable)."
+    )
+
+    class Meta(ToolEvidence.Meta):
+        pass
+
+
+class CodeRun(JobFields, ToolEvidence):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        REFUSED = "refused", "Refused"  # no sandbox on the worker: nothing was run
+        FAILED = "failed", "Failed"  # our error, not the program's
+
+    language = models.CharField(max_length=32)
+    code = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    stdout = models.TextField(blank=True)
+    stderr = models.TextField(blank=True)
+    stdout_truncated = models.BooleanField(default=False)
+    stderr_truncated = models.BooleanField(default=False)
+    exit_code = models.IntegerField(null=True, blank=True)
+    signal = models.CharField(max_length=16, blank=True)
+    wall_ms = models.PositiveIntegerField(null=True, blank=True)
+    cpu_ms = models.PositiveIntegerField(null=True, blank=True)
+    limit_hit = models.CharField(max_length=16, blank=True)
+    limits = models.JSONField(default=dict, blank=True)
+    sandbox = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(ToolEvidence.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"Code run {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.REFUSED, self.Status.FAILED}
+
+
+class AIQuery(JobFields, ToolEvidence):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Verdict(models.TextChoices):
+        NONE = "", "No verdict"
+        A = "A", "A"
+        B = "B", "B"
+        TIE = "tie", "Tie"
+        UNSURE = "unsure", "Unsure"
+
+    question = models.TextField()
+    order_shown = models.CharField(
+        max_length=2, help_text="The order the annotator saw; the model got the responses in this order."
+    )
+    model = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    answer = models.TextField(blank=True)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, blank=True, help_text="Canonical A/B terms.")
+    raw_response = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(ToolEvidence.Meta):
+        verbose_name = "AI query"
+        verbose_name_plural = "AI queries"
+
+    def __str__(self) -> str:
+        return f"AI query {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}
+
+
+# ==================================================================================================
+# Known-answer checks and first visits (services and selectors in annotation/checks.py). A lead
+# chooses pairs with a known answer: qualification pairs gate new annotators, attention-check pairs
+# are mixed, hidden, into everyone's queue. Labels on them are extra labels (``is_retest``: not one
+# of the pair's N) whose assignment kind says which check they answer. The known answer never
+# leaves the server for an annotator.
+# ==================================================================================================
+
+
+class KnownAnswer(models.Model):
+    class Purpose(models.TextChoices):
+        QUALIFICATION = "qualification", "Qualification"
+        ATTENTION = "attention", "Attention check"
+
+    class Side(models.TextChoices):
+        A = "A", "A is better"
+        B = "B", "B is better"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="known_answers")
+    pair = models.OneToOneField(Pair, on_delete=models.CASCADE, related_name="known_answer")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    side = models.CharField(max_length=1, choices=Side.choices, help_text="The right answer, canonical A/B.")
+    note = models.TextField(blank=True, help_text="Why this is the answer (leads only).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "purpose", "id"], name="knownanswer_purpose_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} pair {self.pair_id}: {self.side}"
+
+
+class AnnotatorOnboarding(models.Model):
+    """Where one annotator stands in one project: guidelines seen, qualification decided."""
+
+    class Qualification(models.TextChoices):
+        PENDING = "pending", "In progress"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+        EXEMPT = "exempt", "Exempt (labelled before qualification was required)"
+        GRANTED = "granted", "Qualified by a lead"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    guidelines_seen_at = models.DateTimeField(null=True, blank=True)
+    guidelines_hash = models.CharField(max_length=64, blank=True, help_text="The guidelines' text as last shown.")
+    qualification = models.CharField(max_length=16, choices=Qualification.choices, default=Qualification.PENDING)
+    qualification_correct = models.PositiveIntegerField(default=0)
+    qualification_answered = models.PositiveIntegerField(default=0)
+    qualification_decided_at = models.DateTimeField(null=True, blank=True)
+    qualification_attempt = models.PositiveSmallIntegerField(
+        default=1, help_text="Attempts so far; a lead's reset clears the answers and starts another."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "annotator"], name="annotatoronboarding_one_per_annotator"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} in project {self.project_id}: {self.qualification}"

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Exists, OuterRef, When
 from django.utils import timezone
 
-from annotation import preference
+from annotation import checks, preference
 from annotation.importing import ImportResult, ImportValidationError, pairs_import
 from annotation.jobs import IMPORT
 from annotation.models import (
@@ -269,6 +269,22 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
                     .order_by(Case(When(status=Assignment.Status.CLAIMED, then=0), default=1), "-pair__priority", "id")
                     .first()
                 )
+                # Qualification gate (annotation/checks.py): one status read, only where it is required.
+                gate = checks.qualification_status(project, annotator) if project.qualification_required else None
+                if gate is not None and not gate.may_label:
+                    if live is not None and live.status == Assignment.Status.CLAIMED:
+                        if live.kind == Assignment.Kind.QUALIFICATION:
+                            return live
+                        _expire(live)  # a real pair held from before qualification was required
+                    try:
+                        qualifying = checks.claim_qualification(
+                            project=project, annotator=annotator, status=gate, now=now, rng=rng
+                        )
+                    except checks.QualificationFailed as exc:
+                        raise ServiceError(str(exc)) from None
+                    if qualifying is not None:
+                        return qualifying
+                    live = None  # just passed: go on to real pairs
                 if live is not None and live.status == Assignment.Status.CLAIMED:
                     return live
                 offered = (
@@ -318,7 +334,9 @@ def assignment_claim_next(*, project: Project, annotator: Any, rng: random.Rando
                     if not busy:
                         return None
                 if pair is not None:
-                    return _claim(pair, annotator, now, rng)
+                    # Now and then a hidden attention check instead (only when real pairs are left).
+                    attention = checks.claim_attention(project=project, annotator=annotator, now=now, rng=rng)
+                    return attention or _claim(pair, annotator, now, rng)
         except IntegrityError:
             # A concurrent request by the same annotator claimed first (one open claim per
             # project is a unique constraint); loop to return that claim instead.
@@ -455,8 +473,14 @@ def annotation_submit(
                 raise ValidationError({"preference": f"must be one of {', '.join(preference.SHOWN_VALUES)}"}) from None
         _validate_input(project, data)
         n = project.annotators_per_pair
-        is_retest = assignment.kind == Assignment.Kind.RETEST
-        if assignment.status == Assignment.Status.EXPIRED:
+        # Retests and known-answer checks are extra labels: never one of the pair's N.
+        is_retest = assignment.kind != Assignment.Kind.REGULAR
+        is_check = assignment.kind in checks.CHECK_KINDS
+        if not is_check and project.qualification_required:
+            gate = checks.qualification_status(project, annotator)
+            if not gate.may_label:
+                raise ServiceError("pass this project's qualification before labelling its pairs")
+        if assignment.status == Assignment.Status.EXPIRED and not is_check:
             if (
                 pair.n_claimed >= n
                 or Assignment.objects.filter(
@@ -495,6 +519,8 @@ def annotation_submit(
         )
         annotation.full_clean(exclude=["assignment", "pair", "annotator"])
         annotation.save()
+        if assignment.kind == Assignment.Kind.QUALIFICATION:
+            checks.qualification_decide(project=project, annotator=annotator)
         completed = not is_retest and pair.status == Pair.Status.COMPLETE
         if not is_check:  # a check answer is scored on the lead's page; curation has nothing to do
             transaction.on_commit(
@@ -617,6 +643,10 @@ def _expire(assignment: Assignment) -> None:
     if assignment.kind == Assignment.Kind.RETEST:
         # A retest is meant for this annotator: it goes back to their queue, not to the pool.
         assignment.status = Assignment.Status.OFFERED
+        assignment.save(update_fields=["status"])
+        return
+    if assignment.kind in checks.CHECK_KINDS:  # took no slot of the pair: nothing to give back
+        assignment.status = Assignment.Status.EXPIRED
         assignment.save(update_fields=["status"])
         return
     pair = Pair.objects.select_for_update().select_related("project").get(pk=assignment.pair_id)

@@ -9,7 +9,7 @@ app_name = "annotation"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("tools/", include("annotation.tools.urls")),
+    path("tools/", include("annotation.tools_urls")),
     path("queue/", views.my_queue, name="my-queue"),
     path("projects/", views.project_list, name="project-list"),
     path("projects/new/", views.project_create_view, name="project-create"),
@@ -36,4 +36,17 @@ urlpatterns = [
     path("users/new/", views.user_create_view, name="user-create"),
     path("users/<int:user_id>/edit/", views.user_edit, name="user-edit"),
     path("users/<int:user_id>/revoke-token/", views.user_token_revoke, name="user-token-revoke"),
+    path("projects/<int:project_id>/checks/", check_views.project_checks, name="project-checks"),
+    path(
+        "projects/<int:project_id>/checks/settings/",
+        check_views.project_checks_settings,
+        name="project-checks-settings",
+    ),
+    path("projects/<int:project_id>/checks/add/", check_views.project_checks_add, name="project-checks-add"),
+    path("projects/<int:project_id>/checks/remove/", check_views.project_checks_remove, name="project-checks-remove"),
+    path(
+        "projects/<int:project_id>/checks/annotator/",
+        check_views.project_checks_annotator,
+        name="project-checks-annotator",
+    ),
 ]

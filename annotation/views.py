@@ -31,7 +31,8 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from annotation import selectors
+from annotation import checks, selectors
+from annotation import progress as label_progress
 from annotation.forms import (
     SHOWN_PREFERENCE_KEYS,
     ImportForm,
@@ -48,8 +49,8 @@ from annotation.roles import is_admin, is_annotator, is_lead, user_roles
 from annotation.services import (
     AnnotationInput,
     ServiceError,
-    annotation_submit,
     annotation_edit,
+    annotation_submit,
     assignment_claim_next,
     assignment_release,
     import_batch_create,
@@ -59,8 +60,8 @@ from annotation.services import (
     user_create,
     user_set_roles,
 )
-from config import jobs
 from annotation.tools.services import llm_config
+from config import jobs
 from config.formtools import add_service_errors
 
 View = Callable[..., HttpResponseBase]
@@ -132,8 +133,8 @@ def _get_project_for_labelling(user: Any, project_id: int) -> Project:
 
 
 def _sentence(message: str) -> str:
-    message = str(message).strip()
     """A service's message ("this pair is not assigned to you") as a sentence for the page."""
+    message = str(message).strip()
     if not message:
         return message
     return message[:1].upper() + message[1:] + ("" if message[-1] in ".!?" else ".")
@@ -251,15 +252,15 @@ def project_guidelines(request: HtmxHttpRequest, project_id: int) -> HttpRespons
 @require_GET
 def project_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
     project = _get_project_for_labelling(request.user, project_id)
-    recent = [
     annotations = list(selectors.annotation_list_for_annotator(project, request.user, limit=25))
     final = selectors.pair_ids_with_final_labels(a.pair_id for a in annotations)
+    recent = [
         {
             "annotation": annotation,
             "prompt": _last_user_turn(annotation.pair),
             "preference": shown_preference_label(annotation.preference, annotation.order_shown),
-        }
             "editable": annotation.pair_id not in final,
+        }
         for annotation in annotations
     ]
     context = {
@@ -302,7 +303,6 @@ def _label_input(data: dict[str, Any]) -> AnnotationInput:
         rationale=data["rationale"],
         time_spent_ms=data["time_spent_ms"] or 0,
     )
-    try:
 
 
 def _label_submit(request: HtmxHttpRequest, project: Project) -> HttpResponse:
@@ -316,6 +316,7 @@ def _label_submit(request: HtmxHttpRequest, project: Project) -> HttpResponse:
             return _label_done(request, project, error="You have already labelled this pair.")
         return _label_render(request, project, assignment, form)
     # The service checks the assignment (theirs, this project's, not yet submitted) under its lock.
+    try:
         annotation = annotation_submit(
             assignment_id=form.cleaned_data["assignment"],
             annotator=request.user,
@@ -325,10 +326,10 @@ def _label_submit(request: HtmxHttpRequest, project: Project) -> HttpResponse:
         )
     except ValidationError as exc:
         add_service_errors(form, exc)
-        return _label_render(request, project, assignment, form)
         assignment = _posted_assignment(request, project)
         if assignment is None:
             return _label_done(request, project, error="This pair is not assigned to you.")
+        return _label_render(request, project, assignment, form)
     except ServiceError as exc:
         return _label_done(request, project, error=_sentence(str(exc)))
     label_progress.label_session_count_incr(project_id=project.pk, session_key=request.session.session_key)
@@ -421,9 +422,9 @@ def _label_render(
     notice: str = "",
     error: str = "",
     claim_failed: bool = False,
-) -> HttpResponse:
     saved_annotation_id: int | None = None,
     editing: Annotation | None = None,
+) -> HttpResponse:
     context: dict[str, Any] = {
         "project": project,
         "assignment": assignment,
@@ -431,16 +432,16 @@ def _label_render(
         "notice": notice,
         "error": error,
         "claim_failed": claim_failed,
-    }
         "saved_annotation_id": saved_annotation_id,
         "editing": editing,
         "progress": label_progress.label_progress(
             project=project, annotator=request.user, session_key=request.session.session_key
         ),
+    }
     if assignment is not None and form is not None:
         pair = assignment.pair
-        # Canonical letters stay on the server: the page only knows "left" and "right".
         order_shown = editing.order_shown if editing is not None else assignment.order_shown
+        # Canonical letters stay on the server: the page only knows "left" and "right".
         left, right = responses_in_order(pair.response_a, pair.response_b, order_shown)
         conversation = list(pair.conversation or [])
         context.update(
@@ -453,7 +454,6 @@ def _label_render(
                 "preference_choices": [
                     {"widget": w, "key": SHOWN_PREFERENCE_KEYS[w.data["value"]]} for w in form["preference"]
                 ],
-            }
                 "attr_choices": {
                     name: _keyed_choices(form[name], list(form.fields[name].choices))  # type: ignore[attr-defined]
                     for name in ("task_category", "objectivity", "controversiality", "desired_attributes")
@@ -465,18 +465,18 @@ def _label_render(
                     if editing is not None
                     else reverse("annotation:pair-label", args=[project.pk])
                 ),
+            }
         )
+    # Known-answer checks (annotation/checks.py): a qualification pair says so, with how far along
+    # they are; an attention check looks like any pair. The guidelines open on a first full visit.
+    if assignment is not None and assignment.kind == Assignment.Kind.QUALIFICATION:
+        context["qualification"] = checks.qualification_status(project, request.user)
+    if not request.htmx:
+        context["first_visit_guidelines"] = checks.guidelines_first_visit(project=project, annotator=request.user)
     template = "annotation/partials/label_panel.html" if request.htmx else "annotation/pair_label.html"
     return render(request, template, context)
 
 
-# --- import and export -------------------------------------------------------------------------
-
-
-@admin_required
-@require_http_methods(["GET", "POST"])
-def import_create(request: HtmxHttpRequest) -> HttpResponse:
-    projects = selectors.project_list_for_user(request.user)
 @login_required
 @require_http_methods(["GET", "POST"])
 def annotation_edit_view(request: HtmxHttpRequest, project_id: int, annotation_id: int) -> HttpResponse:
@@ -526,6 +526,13 @@ def annotation_edit_view(request: HtmxHttpRequest, project_id: int, annotation_i
     return _label_render(request, project, assignment, form, editing=annotation)
 
 
+# --- import and export -------------------------------------------------------------------------
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def import_create(request: HtmxHttpRequest) -> HttpResponse:
+    projects = selectors.project_list_for_user(request.user)
     if request.method == "POST":
         form = ImportForm(request.POST, request.FILES, projects=projects)
         if form.is_valid():
