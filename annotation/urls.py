@@ -9,7 +9,7 @@ app_name = "annotation"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("tools/", include("annotation.tools_urls")),
+    path("tools/", include("annotation.tools.urls")),
     path("queue/", views.my_queue, name="my-queue"),
     path("projects/", views.project_list, name="project-list"),
     path("projects/new/", views.project_create_view, name="project-create"),

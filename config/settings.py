@@ -127,6 +127,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI / Redoc assets for /api/docs/, served locally (no CDN)
     "django_htmx",
     "annotation",
+    "annotation.tools",  # label "tools": the annotator tools (search, code runner, AI assist, evidence)
     "curation",
     "curation.judges",  # label "judges": LLM judges (curation/judges/)
     "rewardmodel",
@@ -301,7 +302,7 @@ CELERY_TASK_ROUTES = {
     "rewardmodel.tasks.*": {"queue": "gpu"},
     "curation.tasks.curation_round_run": {"queue": "gpu"},
     "curation.tasks.stage2_shard_run": {"queue": "gpu"},  # scores with the gold and current-best RMs
-    "annotation.tasks.code_run*": {"queue": "sandbox"},
+    "annotation.tools.tasks.code_run*": {"queue": "sandbox"},
 }
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 24 * 3600)
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
@@ -320,7 +321,7 @@ CELERY_BEAT_SCHEDULE = {
     "curation-agreement-sweep": {"task": "curation.tasks.agreement_sweep", "schedule": 300.0},
     "curation-stage2-finalise": {"task": "curation.tasks.stage2_finalise_all", "schedule": 60.0},
     # on the sandbox queue: remove run cgroups left by a worker killed mid-run
-    "sandbox-cgroups-cleanup": {"task": "annotation.tasks.code_run_cgroups_cleanup", "schedule": 300.0},
+    "sandbox-cgroups-cleanup": {"task": "annotation.tools.tasks.code_run_cgroups_cleanup", "schedule": 300.0},
 }
 # Background rows (config/jobs.py): a running row beats every JOBS_HEARTBEAT_S; one silent for
 # JOBS_STALE_AFTER_S is requeued (while attempts remain) or failed. Queued rows no worker takes

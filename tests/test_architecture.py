@@ -1,4 +1,8 @@
-"""Import direction: annotation <- curation -> rewardmodel; pure modules import no Django/torch."""
+"""Import direction: annotation <- curation -> rewardmodel; pure modules import no Django/torch.
+
+annotation/tools/ is a room of its own (the Django app ``tools``): it may import annotation (pairs,
+assignments), and annotation reaches it only where the labelling page mounts it.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,10 @@ PURE = [
     "annotation/tools/codeblocks.py",
 ]
 TORCH_OK = "rewardmodel/ml"
+TOOLS = "annotation/tools"
+# annotation's modules that may import the tools: the labelling page shows whether AI assist is on.
+# (annotation/urls.py mounts the tools' urls by name, ``include("annotation.tools.urls")``.)
+ANNOTATION_MAY_IMPORT_TOOLS = {"annotation/views.py"}
 
 
 def imports_of(path: Path, top_level_only: bool = False) -> set[str]:
@@ -49,6 +57,43 @@ def imports_of(path: Path, top_level_only: bool = False) -> set[str]:
 
 def app_files(app: str) -> list[Path]:
     return [p for p in (ROOT / app).rglob("*.py") if "migrations" not in p.parts]
+
+
+def dotted_imports_of(path: Path) -> set[str]:
+    """Every module a file imports, by its full dotted name (``from a import b`` gives ``a`` and ``a.b``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_annotation_reaches_tools_only_for_the_page() -> None:
+    bad = {}
+    for path in app_files("annotation"):
+        name = str(path.relative_to(ROOT))
+        if name.startswith(f"{TOOLS}/") or name in ANNOTATION_MAY_IMPORT_TOOLS:
+            continue
+        hits = {m for m in dotted_imports_of(path) if m == "annotation.tools" or m.startswith("annotation.tools.")}
+        if hits:
+            bad[name] = hits
+    assert bad == {}
+
+
+def test_tools_parts_live_in_the_tools_room() -> None:
+    """The tools app's models, tasks, urls, job kinds and template tags are its own files, not the parent's."""
+    from django.apps import apps
+
+    config = apps.get_app_config("tools")
+    assert Path(config.path) == ROOT / TOOLS
+    assert {model.__module__ for model in config.get_models()} == {"annotation.tools.models"}
+    for part in ("models.py", "tasks.py", "urls.py", "jobs.py", "templatetags/tools_extras.py"):
+        assert (ROOT / TOOLS / part).is_file(), part
+    assert not (ROOT / "annotation/tools_urls.py").exists()
+    assert not (ROOT / "annotation/templatetags/tools_extras.py").exists()
 
 
 @pytest.mark.parametrize("app", APPS)

@@ -25,9 +25,11 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.jobs import CODE_RUN, IMPORT
-from annotation.models import CodeRun, ImportBatch, Pair
+from annotation.jobs import IMPORT
+from annotation.models import ImportBatch, Pair
 from annotation.services import ServiceError, import_batch_create, import_batch_run
+from annotation.tools.jobs import CODE_RUN
+from annotation.tools.models import CodeRun
 from annotation.tools.services import code_run_create
 from config import jobs
 from tests.conftest import PASSWORD, REQUIRE_SERVICES, wait_for
@@ -211,9 +213,9 @@ def test_every_background_model_is_maintained() -> None:
     keys = {kind.model for kind in jobs.kinds()}
     assert keys == {
         "annotation.ImportBatch",
-        "annotation.CodeRun",
-        "annotation.AIQuery",
-        "annotation.Corpus",
+        "tools.CodeRun",
+        "tools.AIQuery",
+        "tools.Corpus",
         "rewardmodel.TrainingJob",
         "rewardmodel.EvaluationRun",
         "curation.CurationRound",
@@ -332,7 +334,7 @@ def worker_process(transactional_db: Any, tmp_path: Path, settings: Any) -> Iter
     queues = {name: f"kill-{name}-{suffix}" for name in ("celery", "sandbox")}
     saved = (app.conf.task_default_queue, app.conf.task_routes, app.conf.broker_transport_options)
     app.conf.task_default_queue = queues["celery"]
-    app.conf.task_routes = {"annotation.tasks.code_run*": {"queue": queues["sandbox"]}}
+    app.conf.task_routes = {"annotation.tools.tasks.code_run*": {"queue": queues["sandbox"]}}
     worker = WorkerProcess(tmp_path, queues)
     if str(app.conf.broker_url).startswith("filesystem://"):  # share the worker's folders
         folders = {sub: worker.var / "broker" / sub for sub in ("in", "processed", "control")}

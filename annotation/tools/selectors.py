@@ -17,19 +17,10 @@ from typing import Any
 
 from django.db.models import Model
 
-from annotation.models import (
-    AIQuery,
-    Annotation,
-    Assignment,
-    CodeRun,
-    Corpus,
-    EvidenceSnippet,
-    Pair,
-    SearchQuery,
-    SearchResultOpened,
-)
+from annotation.models import Annotation, Assignment, Pair
 from annotation.roles import is_lead
 from annotation.selectors import pair_get_for_user, pair_labels_visible_to
+from annotation.tools.models import AIQuery, CodeRun, Corpus, EvidenceSnippet, SearchQuery, SearchResultOpened
 
 EVIDENCE_MODELS: dict[str, type[Model]] = {
     "search": SearchQuery,

@@ -20,22 +20,21 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.jobs import AI_QUERY, CODE_RUN, CORPUS_LOAD
-from annotation.models import (
-    AIQuery,
-    Assignment,
-    CodeRun,
-    Corpus,
-    CorpusDocument,
-    EvidenceSnippet,
-    Pair,
-    SearchQuery,
-    SearchResultOpened,
-)
+from annotation.models import Assignment, Pair
 from annotation.preference import LEFT, RIGHT, responses_in_order, side_shown_on
 from annotation.services import ServiceError
 from annotation.tools import llm, sandbox
 from annotation.tools.corpus import read_jsonl
+from annotation.tools.jobs import AI_QUERY, CODE_RUN, CORPUS_LOAD
+from annotation.tools.models import (
+    AIQuery,
+    CodeRun,
+    Corpus,
+    CorpusDocument,
+    EvidenceSnippet,
+    SearchQuery,
+    SearchResultOpened,
+)
 from annotation.tools.search import WebSearchError, available_backends, corpus_search, web_search
 from config import jobs
 

@@ -29,6 +29,7 @@ from annotation.tools import selectors as tool_selectors
 from annotation.tools import services as tool_services
 from annotation.tools.codeblocks import CodeBlock, extract_code_blocks
 from annotation.tools.forms import AIQuestionForm, CodeForm, CorpusUploadForm, SearchForm, SnippetForm
+from annotation.tools.models import Corpus
 from annotation.tools.search import available_backends
 from config import jobs
 

@@ -36,7 +36,6 @@ print(add(2, 3))
 
 @pytest.fixture(autouse=True)
 def _tools_settings(settings: Any) -> None:
-    settings.ROOT_URLCONF = "tests.annotation.tools.urls"
     settings.SANDBOX_MODE = sandbox.MODE_BWRAP
     settings.SANDBOX_CPU_SECONDS = 2
     settings.SANDBOX_WALL_SECONDS = 4

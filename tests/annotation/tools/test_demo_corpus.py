@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from annotation.models import Corpus
 from annotation.tools.corpus import read_jsonl
+from annotation.tools.models import Corpus
 from annotation.tools.search import corpus_search
 
 ROOT = Path(__file__).resolve().parents[3]

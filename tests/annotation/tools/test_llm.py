@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from annotation.models import AIQuery
 from annotation.services import ServiceError
 from annotation.tools import llm
+from annotation.tools.models import AIQuery
 from annotation.tools.services import ai_query_create, ai_query_run
 from tests.annotation.tools.conftest import send_json
 

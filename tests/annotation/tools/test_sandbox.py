@@ -15,8 +15,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 
-from annotation.models import CodeRun
 from annotation.tools import cgroups, sandbox
+from annotation.tools.models import CodeRun
 from annotation.tools.services import code_run_create, code_run_execute
 from tests.conftest import wait_for
 

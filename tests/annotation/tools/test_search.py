@@ -13,9 +13,9 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from annotation.models import Corpus, CorpusDocument, SearchQuery
 from annotation.tools import corpus as corpus_readers
 from annotation.tools.highlight import fts5_match, marked_to_html, parse_query
+from annotation.tools.models import Corpus, CorpusDocument, SearchQuery
 from annotation.tools.search import corpus_search
 from annotation.tools.searxng import WebSearchError, searxng_search
 from annotation.tools.services import corpus_delete, corpus_load, search_run

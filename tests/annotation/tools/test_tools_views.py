@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from annotation.models import AIQuery, CodeRun, Corpus, EvidenceSnippet, SearchQuery, SearchResultOpened
+from annotation.tools.models import AIQuery, CodeRun, Corpus, EvidenceSnippet, SearchQuery, SearchResultOpened
 from annotation.tools.services import code_run_execute, corpus_load_file
 from tests.annotation.tools.conftest import send_json
 
@@ -101,7 +101,7 @@ def test_code_panel_offers_the_responses_code_and_queues_a_run(
     assert "Left response, block 1 (python)" in panel  # alice sees B (which holds the code) on the left
     assert "def add(a, b):" in panel
     with (
-        mock.patch("annotation.tasks.code_run_execute_task.delay") as delay,
+        mock.patch("annotation.tools.tasks.code_run_execute_task.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         queued = client.post(url("code", claimed.pair.pk), {"language": "python", "code": "print('hi')"}, **HX)
@@ -118,7 +118,7 @@ def test_code_run_result_is_shown_and_polling_stops(
     require_sandbox: None, claimed: Any, users: dict[str, Any], client: Any
 ) -> None:
     client.force_login(users["alice"])
-    with mock.patch("annotation.tasks.code_run_execute_task.delay"):
+    with mock.patch("annotation.tools.tasks.code_run_execute_task.delay"):
         client.post(url("code", claimed.pair.pk), {"language": "python", "code": "while True:\n    pass"}, **HX)
     run = CodeRun.objects.get()
     code_run_execute(run_id=run.pk)
@@ -152,7 +152,7 @@ def test_ai_panel_when_unset_and_when_configured(
     server = http_server(lambda r: send_json(r, {"choices": [{"message": {"content": answer}}]}))
     settings.LLM_BASE_URL, settings.LLM_MODEL = server.url, "judge"
     with (
-        mock.patch("annotation.tasks.ai_query_run_task.delay") as delay,
+        mock.patch("annotation.tools.tasks.ai_query_run_task.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         client.post(url("ai", claimed.pair.pk), {"question": "Which handles edge cases?"}, **HX)
@@ -177,7 +177,7 @@ def test_corpus_page_is_for_admins_and_uploads_go_to_a_worker(
     data = b'{"title": "Echidna", "text": "Echidnas lay eggs.", "source_url": "https://example.org/e"}\n'
     upload = SimpleUploadedFile("animals.jsonl", data)
     with (
-        mock.patch("annotation.tasks.corpus_load_file_task.delay") as delay,
+        mock.patch("annotation.tools.tasks.corpus_load_file_task.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = client.post(url("corpus-list"), {"name": "Animals", "licence": "CC0", "file": upload})

@@ -1,6 +1,6 @@
-"""URLs of the annotator tools. Included by annotation/urls.py as
+"""URLs of the annotator tools. Included by annotation/urls.py (the labelling page's parts) as
 
-    path("tools/", include("annotation.tools_urls")),
+    path("tools/", include("annotation.tools.urls")),
 
 so the names are ``annotation:tools:<name>`` (this module sets ``app_name = "tools"``).
 """

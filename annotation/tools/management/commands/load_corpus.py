@@ -21,7 +21,6 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.models import Corpus
 from annotation.services import ServiceError
 from annotation.tools.corpus import (
     DEBIAN_DICTIONARIES,
@@ -31,6 +30,7 @@ from annotation.tools.corpus import (
     read_dictd,
     read_jsonl,
 )
+from annotation.tools.models import Corpus
 from annotation.tools.services import corpus_load
 
 DEMO_CORPUS = {
