@@ -66,9 +66,10 @@ def main() -> None:
         project_create,
         user_create,
     )
+    from curation.agreement_refresh import batch_refresh, pair_completed_handle
     from curation.models import VerifiedPair
+    from curation.project_settings import curation_settings_update
     from curation.rounds import round_create, round_run
-    from curation.services import batch_refresh, curation_settings_update, pair_completed_handle
     from rewardmodel.ml.evaluate import evaluate
 
     rng = random.Random(2025)

@@ -1,7 +1,7 @@
 """Inter-annotator agreement: Krippendorff's alpha per labelling dimension.
 
 Pure module: numpy and the ``krippendorff`` package only, no Django (see STYLE.md section 1).
-Callers (``curation/services.py``, Celery tasks) turn annotation rows into plain columns and
+Callers (``curation/agreement_figures.py``, Celery tasks) turn annotation rows into plain columns and
 call :func:`agreement_report` / :func:`annotator_agreement`.
 
 How alpha is computed

@@ -29,10 +29,10 @@ from annotation.permissions import IsAdminRole, IsLeadOrAdmin
 from annotation.selectors import pair_labels_visible_to, project_get_for_user
 from annotation.services import ServiceError
 from config.apitools import FORBIDDEN_403, VALIDATION_400, ServiceApi, conflict_from, error_response
-from curation import selectors
+from curation.dashboard import dashboard
+from curation.disputes import dispute_get, dispute_list, dispute_resolve, dispute_review
 from curation.models import BatchGate, CurationRound, DatasetVersion, Dispute, DisputeResolution, VerifiedPair
 from curation.rounds import DEFAULT_ROUND_CONFIG, round_create
-from curation.services import dispute_resolve
 from curation.training import dataset_version_train
 from rewardmodel.services import base_model_choices
 
@@ -61,7 +61,7 @@ def _get_project(user: Any, project_id: int) -> Project:
 
 def _get_dispute(project: Project, dispute_id: int, user: Any) -> Dispute:
     """The dispute, else 404; 403 when ``user`` holds or may still label its pair (blindness per pair)."""
-    dispute = selectors.dispute_get(project, dispute_id)
+    dispute = dispute_get(project, dispute_id)
     if dispute is None:
         raise exceptions.NotFound("No such dispute.")
     if not pair_labels_visible_to(user, dispute.pair):
@@ -190,7 +190,7 @@ class AgreementApi(CurationApi):
     @extend_schema(tags=["curation"], responses={200: OutputSerializer, 403: FORBIDDEN_403, 404: NOT_FOUND_404})
     def get(self, request: Request, project_id: int) -> Response:
         project = _get_project(request.user, project_id)
-        board = selectors.dashboard(project)
+        board = dashboard(project)
         latest = board.latest
         payload = {
             "project": {
@@ -291,7 +291,7 @@ class DisputeListApi(CurationApi):
         project = _get_project(request.user, project_id)
         data = filters.validated_data
         size = data["page_size"]
-        disputes = selectors.dispute_list(
+        disputes = dispute_list(
             project,
             status="" if data["status"] == "all" else data["status"],
             before=data.get("before"),
@@ -396,7 +396,7 @@ class DisputeDetailApi(CurationApi):
     def get(self, request: Request, project_id: int, dispute_id: int) -> Response:
         project = _get_project(request.user, project_id)
         dispute = _get_dispute(project, dispute_id, request.user)
-        review = selectors.dispute_review(project, dispute)
+        review = dispute_review(project, dispute)
         payload = {
             **{name: getattr(dispute, name) for name in DisputeOutputSerializer().fields},
             "pair": review.pair,

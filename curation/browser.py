@@ -28,17 +28,11 @@ from django.db.models.functions import Coalesce
 from annotation.models import Annotation, Assignment, Pair, Project
 from annotation.roles import is_annotator, is_lead
 from annotation.selectors import annotation_list_for_pair
+from curation.batches import batch_pair_filter, parse_batch_key
+from curation.disputes import dispute_resolutions, tool_evidence
 from curation.export import CHUNK
 from curation.models import Dispute, DisputeResolution, PairScore, VerifiedPair
-from curation.selectors import (
-    Prediction,
-    _pair_filter,
-    dispute_resolutions,
-    model_version_current_best,
-    pair_prediction,
-    parse_batch_key,
-    tool_evidence,
-)
+from curation.scores import Prediction, model_version_current_best, pair_prediction
 from curation.verdicts import Verdict, labels_by_pair, pair_record, verdicts_for
 
 STATUSES: dict[str, str] = {
@@ -118,7 +112,7 @@ def pair_browse_queryset(project: Project, filters: PairFilters) -> QuerySet[Pai
         wanted = Dispute.Status.OPEN if status == "disputed" else Dispute.Status.DISCARDED
         pairs = pairs.filter(Exists(Dispute.objects.filter(pair=OuterRef("pk"), status=wanted)))
     if filters.batch:
-        pairs = pairs.filter(_pair_filter(filters.batch))
+        pairs = pairs.filter(batch_pair_filter(filters.batch))
     if filters.annotator_id is not None:
         pairs = pairs.filter(
             Exists(Annotation.objects.filter(pair=OuterRef("pk"), annotator_id=filters.annotator_id, is_retest=False))
@@ -368,7 +362,7 @@ def annotator_profile(project: Project, annotator: Any) -> AnnotatorProfile:
     from statistics import median
 
     from curation.models import AgreementSnapshot, RetestResult
-    from curation.selectors import retest_by_annotator
+    from curation.retests import retest_by_annotator
 
     mine = Annotation.objects.filter(pair__project=project, annotator=annotator)
     times = list(mine.filter(is_retest=False).values_list("time_spent_ms", "wall_time_ms"))

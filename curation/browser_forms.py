@@ -8,10 +8,10 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from annotation.models import Project
+from curation.batches import batch_keys, batch_name
 from curation.browser import AGREEMENTS, MODEL_FILTERS, STATUSES, PairFilters, task_categories
 from curation.export import FORMATS
 from curation.review import COMMENT_MAX
-from curation.selectors import _batch_name, batch_keys
 
 
 class PairFilterForm(forms.Form):
@@ -30,7 +30,7 @@ class PairFilterForm(forms.Form):
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["batch"].choices = [("", "Any batch"), *((k, _batch_name(k)) for k in batch_keys(project))]  # type: ignore[attr-defined]
+        self.fields["batch"].choices = [("", "Any batch"), *((k, batch_name(k)) for k in batch_keys(project))]  # type: ignore[attr-defined]
         people = (
             get_user_model()
             .objects.filter(annotations__pair__project=project, annotations__is_retest=False)

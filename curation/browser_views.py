@@ -1,6 +1,6 @@
 """Lead pages over all of a project's data: the pair browser, one pair, one annotator; dispute threads.
 
-Access as in :mod:`curation.views`: non-members get 404, annotators 403 on lead pages. The dispute
+Access as in :mod:`curation.access`: non-members get 404, annotators 403 on lead pages. The dispute
 thread is also open to annotators who have submitted a label on the pair (``curation.review``).
 """
 
@@ -22,6 +22,7 @@ from annotation.models import Project
 from annotation.roles import is_lead
 from annotation.selectors import pair_labels_visible_to, project_get_for_user
 from config.formtools import add_service_errors
+from curation.access import HtmxHttpRequest, lead_view
 from curation.browser import (
     annotator_labels_page,
     annotator_profile,
@@ -38,7 +39,6 @@ from curation.review import (
     dispute_list_for_annotator,
     dispute_thread_allowed,
 )
-from curation.views import HtmxHttpRequest, lead_view
 
 
 def _filter_form(request: HtmxHttpRequest, project: Project) -> PairFilterForm:

@@ -17,12 +17,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import Project
 from annotation.roles import is_admin
-from curation import selectors
+from curation.access import HtmxHttpRequest, lead_view
+from curation.dashboard import pair_counts
 from curation.datasets import KINDS, dataset_version_freeze_gold, dataset_version_get, dataset_version_list
 from curation.export import SELECTIONS, export_lines
 from curation.forms import DatasetTrainForm, ExportForm
 from curation.training import dataset_version_train
-from curation.views import HtmxHttpRequest, lead_view
 from rewardmodel.models import TrainingJob
 
 
@@ -46,7 +46,7 @@ def project_export(request: HtmxHttpRequest, project: Project) -> HttpResponseBa
             return response
     else:
         form = ExportForm()
-    context = {"project": project, "form": form, "counts": selectors.pair_counts(project), "selections": SELECTIONS}
+    context = {"project": project, "form": form, "counts": pair_counts(project), "selections": SELECTIONS}
     return render(request, "curation/export.html", context)
 
 
@@ -79,7 +79,7 @@ def dataset_versions(request: HtmxHttpRequest, project: Project) -> HttpResponse
         "filters": filters,
         "can_train": is_admin(request.user),
         "train_form": DatasetTrainForm(auto_id=False),
-        "counts": selectors.pair_counts(project),
+        "counts": pair_counts(project),
     }
     return render(request, "curation/dataset_versions.html", context)
 

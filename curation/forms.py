@@ -1,4 +1,5 @@
-"""Forms of the curation pages. They validate input; writes happen in :mod:`curation.services`."""
+"""Forms of the curation pages. They validate input; writes happen in the services of each noun
+(:mod:`curation.gate`, :mod:`curation.disputes`, :mod:`curation.project_settings`, ...)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ the pairs of one annotation ImportBatch (``"import:none"`` for pairs whose impor
 a curation round will add ``"round:<id>"`` keys. Every table that is per batch stores the key,
 so rounds need no schema change here (``BatchGate.round_id`` is kept for the round's own FK).
 
-Invariants (kept by ``curation/services.py``):
+Invariants (kept by ``curation/gate.py`` and ``curation/disputes.py``):
 - a pair has at most one Dispute and at most one VerifiedPair;
 - a VerifiedPair exists only for a complete pair whose BatchGate is open (``ok`` or ``accepted``)
   at the time it was created, and either had a clean majority (``via=majority``) or a lead's

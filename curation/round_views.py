@@ -15,10 +15,10 @@ from django.views.decorators.http import require_POST
 from annotation.models import Project
 from annotation.roles import is_admin
 from config import jobs
+from curation.access import HtmxHttpRequest, lead_view
 from curation.models import CurationRound, DatasetVersion
 from curation.round_checks import round_readiness, round_shortfall
 from curation.rounds import DEFAULT_ROUND_CONFIG, round_create, round_resume
-from curation.views import HtmxHttpRequest, lead_view
 from rewardmodel.presets import where_it_runs
 from rewardmodel.selectors import training_device_last_seen
 from rewardmodel.services import base_model_choices

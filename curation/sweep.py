@@ -1,7 +1,7 @@
 """Selectors of the catch-up sweep: complete pairs whose verdict was never computed.
 
 A label's curation work is triggered by messages (``curation/receivers.py``); with the broker down
-those are lost while the label itself is saved. The sweep (:func:`curation.services.agreement_sweep`,
+those are lost while the label itself is saved. The sweep (:func:`curation.agreement_refresh.agreement_sweep`,
 run by beat) must therefore find the work from the rows alone, never from a record of messages:
 
 - a pair is *settled* once it has a Dispute or a VerifiedPair;
@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from django.db.models import Exists, OuterRef, Subquery
 
 from annotation.models import Annotation, Pair
+from curation.batches import batch_key_for
 from curation.models import BatchGate, Dispute, VerifiedPair
-from curation.selectors import batch_key_for
 
 COMMIT_MARGIN_S = 60
 

@@ -19,7 +19,7 @@ RETRY = {"autoretry_for": (OperationalError,), "max_retries": 3, "retry_backoff"
 @shared_task(name="curation.tasks.pair_completed", **RETRY)
 def pair_completed_task(*, pair_id: int) -> None:
     """A pair has all its labels: apply the dispute rule and request its batch's gate."""
-    from curation.services import pair_completed_handle
+    from curation.agreement_refresh import pair_completed_handle
 
     outcome = pair_completed_handle(pair_id=pair_id)
     logger.info("pair %s completed: %s", pair_id, outcome)
@@ -28,7 +28,7 @@ def pair_completed_task(*, pair_id: int) -> None:
 @shared_task(name="curation.tasks.agreement_request", **RETRY)
 def agreement_request_task(*, pair_id: int) -> None:
     """A label arrived on ``pair_id``: request a (debounced) recomputation of its batch and project."""
-    from curation.services import agreement_request_for_pair
+    from curation.agreement_refresh import agreement_request_for_pair
 
     agreement_request_for_pair(pair_id=pair_id)
 
@@ -36,7 +36,7 @@ def agreement_request_task(*, pair_id: int) -> None:
 @shared_task(name="curation.tasks.batch_refresh", **RETRY)
 def batch_refresh_task(*, project_id: int, batch_key: str) -> None:
     """Recompute a batch's agreement and apply its gate (returns at once when nothing is new)."""
-    from curation.services import batch_refresh
+    from curation.agreement_refresh import batch_refresh
 
     gate = batch_refresh(project_id=project_id, batch_key=batch_key)
     if gate is not None:
@@ -46,7 +46,7 @@ def batch_refresh_task(*, project_id: int, batch_key: str) -> None:
 @shared_task(name="curation.tasks.project_refresh", **RETRY)
 def project_refresh_task(*, project_id: int) -> None:
     """Recompute the project-wide and per-annotator agreement (returns at once when nothing is new)."""
-    from curation.services import project_refresh
+    from curation.agreement_refresh import project_refresh
 
     project_refresh(project_id=project_id)
 
@@ -54,7 +54,7 @@ def project_refresh_task(*, project_id: int) -> None:
 @shared_task(name="curation.tasks.retest_record", **RETRY)
 def retest_record_task(*, annotation_id: int) -> None:
     """Compare a submitted retest label with the pair's verified label."""
-    from curation.services import retest_record
+    from curation.retests import retest_record
 
     retest_record(annotation_id=annotation_id)
 
@@ -62,7 +62,7 @@ def retest_record_task(*, annotation_id: int) -> None:
 @shared_task(name="curation.tasks.agreement_sweep")
 def agreement_sweep_task() -> int:
     """Re-enqueue refreshes that were requested but never computed (run by beat)."""
-    from curation.services import agreement_sweep
+    from curation.agreement_refresh import agreement_sweep
 
     return agreement_sweep()
 

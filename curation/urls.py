@@ -2,16 +2,16 @@ from __future__ import annotations
 
 from django.urls import path
 
-from curation import browser_views, export_views, round_views, views
+from curation import browser_views, dashboard_views, dispute_views, export_views, round_views, settings_views
 
 app_name = "curation"
 
 urlpatterns = [
-    path("projects/<int:project_id>/", views.dashboard, name="dashboard"),
-    path("projects/<int:project_id>/batches/<int:gate_id>/accept/", views.batch_accept, name="batch-accept"),
-    path("projects/<int:project_id>/disputes/", views.dispute_list, name="dispute-list"),
-    path("projects/<int:project_id>/disputes/<int:dispute_id>/", views.dispute_review, name="dispute-review"),
-    path("projects/<int:project_id>/settings/", views.settings_edit, name="settings"),
+    path("projects/<int:project_id>/", dashboard_views.dashboard, name="dashboard"),
+    path("projects/<int:project_id>/batches/<int:gate_id>/accept/", dashboard_views.batch_accept, name="batch-accept"),
+    path("projects/<int:project_id>/disputes/", dispute_views.dispute_list, name="dispute-list"),
+    path("projects/<int:project_id>/disputes/<int:dispute_id>/", dispute_views.dispute_review, name="dispute-review"),
+    path("projects/<int:project_id>/settings/", settings_views.settings_edit, name="settings"),
     path("projects/<int:project_id>/pairs/", browser_views.pair_browser, name="pair-browser"),
     path("projects/<int:project_id>/pairs/export.jsonl", browser_views.pair_browser_export, name="pair-browser-export"),
     path("projects/<int:project_id>/pairs/<int:pair_id>/", browser_views.pair_detail, name="pair-detail"),

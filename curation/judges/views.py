@@ -19,10 +19,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation.models import Pair, Project
 from annotation.roles import is_admin
 from config import jobs
+from curation.access import HtmxHttpRequest, lead_view
 from curation.judges import selectors, services
 from curation.judges.forms import JudgeForm
 from curation.judges.models import Judge, JudgeRun
-from curation.views import HtmxHttpRequest, lead_view
 
 
 def _require_admin(user: Any) -> None:

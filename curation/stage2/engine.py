@@ -425,7 +425,7 @@ def _p_label(scores: tuple[float, float], label: str) -> float:
 def scores_ensure(*, model: ModelVersion, pairs: list[Pair], batch_size: int = 64) -> dict[int, tuple[float, float]]:
     """``(r_a, r_b)`` of each pair under ``model``: stored scores are reused, only missing ones are scored
     (through ``rewardmodel.scoring``) and stored with the one upsert keyed on (pair, model version)."""
-    from curation.services import pair_scores_store
+    from curation.scores import pair_scores_store
 
     ids = [p.pk for p in pairs]
     found = {

@@ -16,9 +16,9 @@ from django.views.decorators.http import require_POST
 from annotation.models import Project
 from annotation.roles import is_admin
 from config import jobs
+from curation.access import HtmxHttpRequest, lead_view
 from curation.stage2 import engine
 from curation.stage2.models import Stage2Result, Stage2Run
-from curation.views import HtmxHttpRequest, lead_view
 from rewardmodel.selectors import model_version_get_current_best, model_version_get_gold
 
 ACTIONS = {

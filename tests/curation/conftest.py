@@ -31,3 +31,24 @@ def no_broker() -> Any:
 
     with mock.patch("celery.app.task.Task.apply_async") as apply_async:
         yield apply_async
+
+
+@pytest.fixture
+def curated(project: Any, trio: list[Any]) -> dict[str, Any]:
+    """A passing batch with one dispute (can't decide) and a flagged batch with one (strength split)."""
+    from curation.agreement_refresh import project_refresh
+    from curation.models import Dispute
+    from tests.curation.helpers import FAILING, WITH_MISSING, label_matrix, make_batch, settle
+
+    _, good = make_batch(project, 3, "good.jsonl")
+    _, bad = make_batch(project, 3, "bad.jsonl")
+    label_matrix(project, trio, list(zip(good + bad, WITH_MISSING + FAILING, strict=True)))
+    ok_gate = settle(project, good)
+    flagged_gate = settle(project, bad)
+    project_refresh(project_id=project.pk)
+    return {
+        "ok": ok_gate,
+        "flagged": flagged_gate,
+        "dispute": Dispute.objects.get(pair=good[2]),
+        "flagged_dispute": Dispute.objects.get(pair=bad[2]),
+    }

@@ -10,8 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from curation.models import AgreementSnapshot, BatchGate, VerifiedPair
-from tests.curation.helpers import label_matrix, make_batch
-from tests.curation.test_gate import FAILING, PASSING, package_alpha, settle
+from tests.curation.helpers import FAILING, PASSING, label_matrix, make_batch, package_alpha, settle
 
 
 def run(*args: str) -> dict[str, Any]:

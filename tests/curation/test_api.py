@@ -16,9 +16,8 @@ from annotation.services import project_create
 from curation.models import BatchGate, CurationRound, DatasetVersion, Dispute, DisputeResolution, VerifiedPair
 from rewardmodel.models import TrainingJob
 from rewardmodel.services import dataset_file_register
-from tests.curation.helpers import A_CLEARLY, label_matrix, make_batch
+from tests.curation.helpers import A_CLEARLY, PASSING, label_matrix, make_batch, settle
 from tests.curation.test_disputes import WITH_DISPUTE, disputed_batch
-from tests.curation.test_gate import PASSING, settle
 from tests.rewardmodel.conftest import jsonl
 
 ClientFor = Callable[[str | None], APIClient]

@@ -16,8 +16,7 @@ from curation.browser import PairFilters, labels_hidden_ids, pair_browse_queryse
 from curation.models import Dispute, DisputeComment, PairScore, VerifiedPair
 from curation.review import dispute_comment_add, dispute_next_open
 from rewardmodel.models import ModelVersion
-from tests.curation.helpers import label_matrix, make_batch
-from tests.curation.test_gate import FAILING, WITH_MISSING, settle
+from tests.curation.helpers import FAILING, WITH_MISSING, label_matrix, make_batch, settle
 
 pytestmark = pytest.mark.usefixtures("curation_urls")
 
@@ -32,7 +31,7 @@ def client_for(user: Any) -> Client:
 def data(project: Any, trio: list[Any]) -> dict[str, Any]:
     """Batch "good" passes (pairs 0, 1 verified; 2 disputed: can't decide); batch "bad" is flagged
     (pair 2 disputed: strength split); one batch of two untouched open pairs."""
-    from curation.services import project_refresh
+    from curation.agreement_refresh import project_refresh
 
     _, good = make_batch(project, 3, "good.jsonl")
     _, bad = make_batch(project, 3, "bad.jsonl")

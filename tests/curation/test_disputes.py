@@ -1,4 +1,5 @@
-"""Disputes: the lead's decision, its history, and the batch gate for lead-resolved pairs."""
+"""Disputes: the dispute rule applied to a complete pair, the lead's decision, its history, and the
+batch gate for lead-resolved pairs."""
 
 from __future__ import annotations
 
@@ -10,10 +11,22 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from annotation.services import ServiceError
+from curation.agreement_refresh import pair_completed_handle
+from curation.disputes import dispute_resolve
+from curation.gate import batch_gate_accept
 from curation.models import BatchGate, Dispute, DisputeResolution, VerifiedPair
-from curation.services import batch_gate_accept, dispute_resolve
-from tests.curation.helpers import A_CLEARLY, A_SLIGHTLY, B_CLEARLY, B_SLIGHTLY, UNDECIDABLE, label_matrix, make_batch
-from tests.curation.test_gate import FAILING, WITH_MISSING, settle
+from tests.curation.helpers import (
+    A_CLEARLY,
+    A_SLIGHTLY,
+    B_CLEARLY,
+    B_SLIGHTLY,
+    FAILING,
+    UNDECIDABLE,
+    WITH_MISSING,
+    label_matrix,
+    make_batch,
+    settle,
+)
 
 # A passing batch (alpha 0.9495) whose third pair has a "can't decide" label: a dispute.
 WITH_DISPUTE = WITH_MISSING
@@ -118,7 +131,8 @@ def test_resolution_is_validated(project: Any, users: dict[str, Any], trio: list
 def test_resolved_pair_is_verified_when_its_batch_later_passes(
     project: Any, users: dict[str, Any], trio: list[Any]
 ) -> None:
-    from curation.services import agreement_request, batch_refresh, curation_settings_update
+    from curation.agreement_refresh import agreement_request, batch_refresh
+    from curation.project_settings import curation_settings_update
 
     gate, dispute = disputed_batch(project, trio, FAILING)
     dispute_resolve(dispute_id=dispute.pk, lead=users["lena"], decision=B_SLIGHTLY, note="majority is right")
@@ -162,3 +176,23 @@ def test_concurrent_resolutions_are_serialised(
     assert len(resolutions) == 2
     # the verification reflects whichever decision was recorded last
     assert VerifiedPair.objects.get(pair=dispute.pair).preference == resolutions[-1].decision
+
+
+def test_all_undecidable_pair_is_discarded_by_the_rule(project: Any, trio: list[Any]) -> None:
+    _, pairs = make_batch(project, 1)
+    label_matrix(project, trio, [(pairs[0], [UNDECIDABLE] * 3)])
+
+    assert pair_completed_handle(pair_id=pairs[0].pk) == "discarded"
+    dispute = Dispute.objects.get()
+    assert (dispute.status, dispute.reason) == (Dispute.Status.DISCARDED, "undecidable")
+    resolution = DisputeResolution.objects.get()
+    assert resolution.lead is None and resolution.is_discard
+    assert pair_completed_handle(pair_id=pairs[0].pk) == "settled"  # idempotent
+
+
+def test_incomplete_pair_is_left_alone(project: Any, trio: list[Any]) -> None:
+    _, pairs = make_batch(project, 1)
+    label_matrix(project, trio[:2], [(pairs[0], [A_CLEARLY, B_CLEARLY])])
+    assert pair_completed_handle(pair_id=pairs[0].pk) == "incomplete"
+    assert pair_completed_handle(pair_id=999_999) == "missing"
+    assert not Dispute.objects.exists()

@@ -11,11 +11,11 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from annotation.models import Pair
+from curation.disputes import dispute_resolve
 from curation.export import export_lines, export_records
+from curation.gate import batch_gate_accept
 from curation.models import BatchGate, Dispute, VerifiedPair
-from curation.services import batch_gate_accept, dispute_resolve
-from tests.curation.helpers import A_CLEARLY, UNDECIDABLE, label_matrix, make_batch
-from tests.curation.test_gate import FAILING, WITH_MISSING, settle
+from tests.curation.helpers import A_CLEARLY, FAILING, UNDECIDABLE, WITH_MISSING, label_matrix, make_batch, settle
 
 
 @pytest.fixture

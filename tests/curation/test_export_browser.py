@@ -13,8 +13,7 @@ import pytest
 
 from curation.models import BatchGate, Dispute, VerifiedPair
 from tests.annotation import test_browser
-from tests.curation.helpers import A_CLEARLY, label_matrix, make_batch
-from tests.curation.test_gate import FAILING, WITH_MISSING, settle
+from tests.curation.helpers import A_CLEARLY, FAILING, WITH_MISSING, label_matrix, make_batch, settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("curation_urls")]
 browser_page = test_browser.browser_page

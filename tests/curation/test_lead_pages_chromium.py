@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from tests.annotation.test_browser import browser_page, log_in  # noqa: F401  (fixture)
-from tests.curation.helpers import label_matrix, make_batch
-from tests.curation.test_gate import FAILING, WITH_MISSING, settle
+from tests.curation.helpers import FAILING, WITH_MISSING, label_matrix, make_batch, settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +28,7 @@ def shot(page: Any, name: str) -> None:
 
 @pytest.fixture
 def lead_data(project: Any, users: dict[str, Any], no_broker: Any) -> dict[str, Any]:
-    from curation.services import project_refresh
+    from curation.agreement_refresh import project_refresh
 
     trio = [users["alice"], users["bob"], users["carol"]]
     _, good = make_batch(project, 3, "good.jsonl")

@@ -11,10 +11,9 @@ import pytest
 from annotation.models import Assignment, Pair
 from annotation.services import annotation_submit, assignment_claim_next
 from curation.models import RetestResult, VerifiedPair
-from curation.selectors import retest_by_annotator, retest_summary
-from curation.services import curation_settings_update, retest_draw, retest_record
-from tests.curation.helpers import B_SLIGHTLY, label_input, label_matrix, make_batch
-from tests.curation.test_gate import PASSING, settle
+from curation.project_settings import curation_settings_update
+from curation.retests import retest_by_annotator, retest_draw, retest_record, retest_summary
+from tests.curation.helpers import B_SLIGHTLY, PASSING, label_input, label_matrix, make_batch, settle
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from django.db.models import F
 
 from curation.models import AgreementSnapshot, BatchGate, CurationSettings, Dispute, VerifiedPair
 from tests.conftest import wait_for
-from tests.curation.helpers import label_matrix, make_batch
-from tests.curation.test_gate import WITH_MISSING
+from tests.curation.helpers import WITH_MISSING, label_matrix, make_batch
 
 pytestmark = [pytest.mark.worker]
 

@@ -6,8 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Project
-from curation.selectors import agreement_summary
-from curation.services import project_refresh_all
+from curation.agreement_refresh import project_refresh_all
+from curation.dashboard import agreement_summary
 
 
 class Command(BaseCommand):
