@@ -40,6 +40,7 @@ run web worker test: export SYNPREF_DEV := 1
 run: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo_history
 	$(PY) manage.py load_corpus --demo
 	@echo "SynPref Studio on http://$(HOST):$(PORT)/  (log in as alice / synpref-demo; see README)"
 	@$(PY) -m devtools.run_dev --host $(HOST) --port $(PORT)

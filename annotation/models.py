@@ -220,7 +220,6 @@ class Assignment(models.Model):
         QUALIFICATION = "qualification", "Qualification"
         ATTENTION = "attention", "Attention check"
 
-
     class Order(models.TextChoices):
         AB = "AB", "A left, B right"
         BA = "BA", "B left, A right"
