@@ -232,7 +232,7 @@ def test_labels_saved_while_the_broker_is_down_get_their_verdicts_from_the_sweep
     users: dict[str, Any], project: Any, settings: Any, broker_down: None, django_capture_on_commit_callbacks: Any
 ) -> None:
     from curation.models import BatchGate, Dispute, VerifiedPair
-    from curation.services import agreement_sweep, batch_refresh
+    from curation.agreement_refresh import agreement_sweep, batch_refresh
     from curation.sweep import pairs_missing_verdict
     from tests.curation.helpers import label_matrix, make_batch
 
