@@ -1,4 +1,4 @@
-"""Import direction: annotation <- curation -> rewardmodel; pure modules import no Django/torch.
+"""Import direction: annotation <- curation -> rewardmodel; pure modules import no Django/torch; rooms by noun.
 
 annotation/tools/ is a room of its own (the Django app ``tools``): it may import annotation (pairs,
 assignments), and annotation reaches it only where the labelling page mounts it.
@@ -35,6 +35,10 @@ PURE = [
     "annotation/tools/highlight.py",
     "annotation/tools/corpus.py",
     "annotation/tools/codeblocks.py",
+    "curation/judges/prompt.py",
+    "curation/judges/voting.py",
+    "curation/judges/examples.py",
+    "curation/judges/client.py",
 ]
 TORCH_OK = "rewardmodel/ml"
 TOOLS = "annotation/tools"
@@ -133,3 +137,48 @@ def test_torch_is_imported_only_in_ml_or_inside_functions() -> None:
                 if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rewardmodel.ml"):
                     bad.append(f"{path.relative_to(ROOT)} imports {node.module} at module level")
     assert bad == []
+
+
+# curation's modules every Django app has; every other curation module is a room the README names.
+CURATION_PLUMBING = {"__init__", "apps", "admin", "models", "urls", "tasks", "receivers", "jobs", "forms"}
+
+
+def readme_layout_block(top: str) -> str:
+    """The lines of README's layout section that describe ``top`` (its line and the indented ones after it)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Layout", 1)[1].split("```", 2)[1]
+    block: list[str] = []
+    for line in section.splitlines():
+        if line.startswith(top):
+            block.append(line)
+        elif block and line.startswith(" "):
+            block.append(line)
+        elif block:
+            break
+    return "\n".join(block)
+
+
+def test_curation_is_cut_by_noun() -> None:
+    """No catch-all services/selectors/views module: each noun is its own module (see README's layout)."""
+    for name in ("services.py", "selectors.py", "views.py"):
+        assert not (ROOT / "curation" / name).exists(), name
+
+
+def test_readme_layout_names_every_curation_room() -> None:
+    import re
+
+    block = readme_layout_block("curation/")
+    assert block, "README's layout section has no curation/ entry"
+    modules = {p.stem for p in (ROOT / "curation").glob("*.py")} - CURATION_PLUMBING
+    missing = sorted(m for m in modules if not re.search(rf"\b{re.escape(m)}\b", block))
+    assert missing == []
+
+
+def test_curation_reaches_the_model_code_through_rewardmodel_services() -> None:
+    """Rounds, judges and stage 2 ask rewardmodel.services (or rewardmodel.scoring), never rewardmodel.ml."""
+    bad = {}
+    for path in app_files("curation"):
+        hits = {m for m in dotted_imports_of(path) if m == "rewardmodel.ml" or m.startswith("rewardmodel.ml.")}
+        if hits:
+            bad[str(path.relative_to(ROOT))] = hits
+    assert bad == {}
