@@ -41,7 +41,15 @@ from curation.jobs import ROUND
 from curation.models import CurationRound, Dispute, PairScore, VerifiedPair
 from curation.verdicts import attribute_majorities, labels_by_pair, pair_record, verdicts_for
 from rewardmodel.models import TrainingJob
-from rewardmodel.services import model_version_promote, training_job_create, training_job_run
+from rewardmodel.services import (
+    TextEmbedder,
+    conversation_text,
+    model_version_promote,
+    reward_scorer_load,
+    text_embedder_get,
+    training_job_create,
+    training_job_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -259,13 +267,11 @@ def _step_train(round_: CurationRound) -> str:
 
 
 def _step_score(round_: CurationRound) -> str:
-    from rewardmodel.ml.infer import Scorer
-
     model = round_.model_version
     if model is None:
         raise ValidationError("the train step left no model")
     verified = _verified(round_.project)
-    scorer = Scorer.from_pretrained(model.path)
+    scorer = reward_scorer_load(model_path=model.path)
     pair_ids = sorted(verified)
     mispredicted = 0
     for start in range(0, len(pair_ids), CHUNK):
@@ -301,20 +307,15 @@ def _pool_ids(project: Project) -> list[int]:
     return [pk for pk in ids.iterator(chunk_size=10_000) if pk not in excluded]
 
 
-def _embedder(round_: CurationRound) -> Any:
+def _embedder(round_: CurationRound) -> TextEmbedder:
     """The packaged MiniLM encoder, loaded once per worker process and shared by the embed and retrieve steps."""
-    from rewardmodel.ml.embed import cached_embedder
-
-    embedder = cached_embedder()
-    embedder.batch_size = int(round_.config["embed_batch_size"])
-    return embedder
+    return text_embedder_get(batch_size=int(round_.config["embed_batch_size"]))
 
 
 def _step_embed(round_: CurationRound) -> str:
     import numpy as np
 
     from curation.retrieval import DEFAULT_EXACT_BELOW, VectorIndex
-    from rewardmodel.ml.data import conversation_text
 
     embedder = _embedder(round_)
     pool = _pool_ids(round_.project)
@@ -335,7 +336,6 @@ def _step_embed(round_: CurationRound) -> str:
 def _step_retrieve(round_: CurationRound) -> str:
     from curation.retrieval import VectorIndex
     from curation.sampling import neighbours_for_probability, plan_retrieval
-    from rewardmodel.ml.data import conversation_text
 
     k_max = int(round_.config["k_max"])
     index_path = _round_dir(round_) / "pool.index"

@@ -13,10 +13,10 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -126,6 +126,75 @@ def dataset_file_register_upload(*, upload: Any, created_by: Any = None, scope: 
         return dataset_file_register(path=Path(tmp.name), name=upload.name, scope=scope, created_by=created_by)
     finally:
         Path(tmp.name).unlink(missing_ok=True)
+
+
+# --- the model code for other apps (curation rounds, judges): torch loads inside, on a worker ---
+
+
+class PairScorer(Protocol):
+    """A loaded reward model that scores preference records (``rewardmodel.ml.infer.Scorer``)."""
+
+    def score_pairs(self, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """``{"r_chosen", "r_rejected", "p"}`` arrays in input order; ``p = sigmoid(r_chosen - r_rejected)``."""
+        ...
+
+
+class TextEmbedder(Protocol):
+    """A sentence encoder (``rewardmodel.ml.embed.Embedder``): float32 (N, dim) unit vectors."""
+
+    batch_size: int
+
+    @property
+    def dim(self) -> int:
+        """The embedding dimension."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        """float32 (N, dim) embeddings of ``texts``."""
+        ...
+
+
+def reward_scorer_load(*, model_path: str) -> PairScorer:
+    """Load the reward model at ``model_path`` for scoring (a fresh load: the weights on disk now).
+
+    Imports torch: call it on a worker, never in the web process.
+    """
+    from rewardmodel.ml.infer import Scorer
+
+    return Scorer.from_pretrained(model_path)
+
+
+def text_embedder_get(*, batch_size: int | None = None) -> TextEmbedder:
+    """The packaged MiniLM sentence encoder, loaded once per worker process and shared by its callers.
+
+    ``batch_size`` (when given) is set on the shared encoder. Imports torch: worker only.
+    """
+    from rewardmodel.ml.embed import cached_embedder
+
+    embedder = cached_embedder()
+    if batch_size is not None:
+        embedder.batch_size = int(batch_size)
+    return embedder
+
+
+def texts_embed(texts: Sequence[str], **kwargs: Any) -> Any:
+    """Embed ``texts`` with the shared packaged encoder: float32 (N, dim). ``batch_size`` may be passed.
+
+    Imports torch: worker only.
+    """
+    from rewardmodel.ml.embed import embed_texts
+
+    return embed_texts(texts, **kwargs)
+
+
+def conversation_text(prompt: Any, attributes: dict[str, Any] | None = None) -> str:
+    """A conversation (and its desired attributes) as the one text the encoder embeds and the model reads.
+
+    ``prompt``: an hh transcript or a list of ``{role, content}`` messages. Imports torch: worker only.
+    """
+    from rewardmodel.ml.data import conversation_text as render
+
+    return render(prompt, attributes)
 
 
 # --- training ------------------------------------------------------------------------------------

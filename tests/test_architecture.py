@@ -149,9 +149,7 @@ def readme_layout_block(top: str) -> str:
     section = text.split("## Layout", 1)[1].split("```", 2)[1]
     block: list[str] = []
     for line in section.splitlines():
-        if line.startswith(top):
-            block.append(line)
-        elif block and line.startswith(" "):
+        if line.startswith(top) or block and line.startswith(" "):
             block.append(line)
         elif block:
             break

@@ -247,9 +247,9 @@ def example_pool_build(*, project: Project, retriever: str | None = None) -> Exa
         return ExamplePool(examples, LexicalRetriever(ids, texts))
     if kind != "embedding":
         raise ValidationError(f"JUDGE_RETRIEVER must be 'embedding' or 'lexical', got {kind!r}")
-    from rewardmodel.ml.embed import embed_texts  # torch: worker only
+    from rewardmodel.services import texts_embed  # torch loads inside: worker only
 
-    return ExamplePool(examples, VectorRetriever(ids, texts, embed_texts))
+    return ExamplePool(examples, VectorRetriever(ids, texts, texts_embed))
 
 
 def _rm_probabilities(pairs: Sequence[Pair]) -> dict[int, float]:
