@@ -66,8 +66,13 @@ def project_create(
     claim_timeout_minutes: int | None = None,
     taxonomy: list[str] | None = None,
     desired_attributes: list[str] | None = None,
+    members: list[Any] | None = None,
 ) -> Project:
-    """Create a project. Defaults come from settings; the creator becomes a member."""
+    """Create a project. Defaults come from settings.
+
+    ``members``: the project's members, exactly (the creator only if listed); without it the creator
+    becomes the one member. Project and members are saved in one transaction.
+    """
     project = Project(name=name.strip(), description=description, guidelines=guidelines, created_by=created_by)
     if annotators_per_pair is not None:
         project.annotators_per_pair = annotators_per_pair
@@ -80,13 +85,18 @@ def project_create(
     project.full_clean()
     with transaction.atomic():
         project.save()
-        if created_by is not None:
+        if members is not None:
+            project.members.set(members)
+        elif created_by is not None:
             project.members.add(created_by)
     return project
 
 
-def project_update(*, project: Project, **fields: Any) -> Project:
-    """Update editable fields. Lowering annotators-per-pair below labels already given is refused."""
+def project_update(*, project: Project, members: list[Any] | None = None, **fields: Any) -> Project:
+    """Update editable fields (and, with ``members``, set the members exactly), in one transaction.
+
+    Lowering annotators-per-pair below labels already given is refused, and then nothing changes.
+    """
     allowed = {
         "name",
         "description",
@@ -116,6 +126,8 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         project.save()
         if new_n != old_n:
             _project_recount_status(project)
+        if members is not None:
+            project.members.set(members)
     return project
 
 
@@ -128,7 +140,14 @@ def _project_recount_status(project: Project) -> None:
 
 
 def project_set_members(*, project: Project, users: list[Any]) -> None:
+    """Make ``users`` the project's members, exactly."""
     project.members.set(users)
+
+
+def user_set_projects(*, user: Any, projects: list[Project]) -> None:
+    """Make ``user`` a member of exactly ``projects`` (other members of each project stay)."""
+    with transaction.atomic():
+        user.projects.set(projects)
 
 
 def user_set_roles(*, user: Any, roles: list[str]) -> None:
@@ -147,7 +166,10 @@ def user_set_roles(*, user: Any, roles: list[str]) -> None:
         del user._synpref_roles
 
 
-def user_create(*, username: str, password: str, roles: list[str], email: str = "") -> Any:
+def user_create(
+    *, username: str, password: str, roles: list[str], email: str = "", projects: list[Project] | None = None
+) -> Any:
+    """Create a user with ``roles`` (and, with ``projects``, membership of exactly those), in one transaction."""
     from django.contrib.auth import get_user_model
 
     user_model = get_user_model()
@@ -157,6 +179,16 @@ def user_create(*, username: str, password: str, roles: list[str], email: str = 
     with transaction.atomic():
         user.save()
         user_set_roles(user=user, roles=roles)
+        if projects is not None:
+            user_set_projects(user=user, projects=projects)
+    return user
+
+
+def user_update(*, user: Any, roles: list[str], projects: list[Project]) -> Any:
+    """Replace a user's roles and project memberships together: both change, or (on an error) neither."""
+    with transaction.atomic():
+        user_set_roles(user=user, roles=roles)
+        user_set_projects(user=user, projects=projects)
     return user
 
 

@@ -20,7 +20,6 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required as auth_login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
@@ -55,10 +54,9 @@ from annotation.services import (
     assignment_release,
     import_batch_create,
     project_create,
-    project_set_members,
     project_update,
     user_create,
-    user_set_roles,
+    user_update,
 )
 from annotation.tools.services import llm_config
 from config import jobs
@@ -194,9 +192,9 @@ def project_create_view(request: HtmxHttpRequest) -> HttpResponse:
         form = ProjectForm(request.POST)
         if form.is_valid():
             try:
-                with transaction.atomic():
-                    project = project_create(created_by=request.user, **form.service_fields())
-                    project_set_members(project=project, users=list(form.cleaned_data["members"]))
+                project = project_create(
+                    created_by=request.user, members=list(form.cleaned_data["members"]), **form.service_fields()
+                )
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:
@@ -222,9 +220,9 @@ def project_edit(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         form = ProjectForm(request.POST)
         if form.is_valid():
             try:
-                with transaction.atomic():
-                    project = project_update(project=project, **form.service_fields())
-                    project_set_members(project=project, users=list(form.cleaned_data["members"]))
+                project = project_update(
+                    project=project, members=list(form.cleaned_data["members"]), **form.service_fields()
+                )
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:
@@ -579,18 +577,6 @@ def user_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "annotation/user_list.html", {"rows": rows})
 
 
-def _set_user_projects(user: Any, projects: list[Project]) -> None:
-    """Make ``user`` a member of exactly ``projects`` (through project_set_members, project by project)."""
-    wanted = {p.pk for p in projects}
-    for project in Project.objects.prefetch_related("members"):
-        members = list(project.members.all())
-        is_member = any(m.pk == user.pk for m in members)
-        if project.pk in wanted and not is_member:
-            project_set_members(project=project, users=[*members, user])
-        elif project.pk not in wanted and is_member:
-            project_set_members(project=project, users=[m for m in members if m.pk != user.pk])
-
-
 @admin_required
 @require_http_methods(["GET", "POST"])
 def user_create_view(request: HtmxHttpRequest) -> HttpResponse:
@@ -599,9 +585,12 @@ def user_create_view(request: HtmxHttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                with transaction.atomic():
-                    user = user_create(username=data["username"], password=data["password"], roles=data["roles"])
-                    _set_user_projects(user, list(data["projects"]))
+                user = user_create(
+                    username=data["username"],
+                    password=data["password"],
+                    roles=data["roles"],
+                    projects=list(data["projects"]),
+                )
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:
@@ -621,9 +610,7 @@ def user_edit(request: HtmxHttpRequest, user_id: int) -> HttpResponse:
         form = UserEditForm(request.POST, editing_self=editing_self)
         if form.is_valid():
             try:
-                with transaction.atomic():
-                    user_set_roles(user=edited, roles=form.cleaned_data["roles"])
-                    _set_user_projects(edited, list(form.cleaned_data["projects"]))
+                user_update(user=edited, roles=form.cleaned_data["roles"], projects=list(form.cleaned_data["projects"]))
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:
