@@ -87,3 +87,43 @@ class PrintCallback(TrainerCallback):
         import json
 
         print(json.dumps({"event": "save", "step": step, "kind": kind, "path": path}), flush=True)
+
+
+class EventsFileCallback(TrainerCallback):
+    """Appends one JSON line per log / eval / save event to ``events_path`` and cancels when ``cancel_path`` exists.
+
+    How a parent process follows a run it launched as a process group (``rewardmodel.ml.launch``): rank 0 writes
+    (callbacks run on rank 0 only), the parent tails the file, and asks for a cancel by creating the cancel file;
+    the trainer then saves a checkpoint on every rank and stops.
+    """
+
+    def __init__(self, events_path: str, cancel_path: str | None = None) -> None:
+        self.events_path = events_path
+        self.cancel_path = cancel_path
+
+    def write(self, event: dict[str, Any]) -> None:
+        """Append one event as a complete line (flushed, so a reader never sees half a line for long)."""
+        import json
+
+        with open(self.events_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(event, default=str) + "\n")
+            handle.flush()
+
+    def _cancelled(self) -> bool:
+        import os
+
+        return bool(self.cancel_path) and os.path.exists(str(self.cancel_path))
+
+    def on_log(self, step: int, total_steps: int, metrics: dict[str, float]) -> bool | None:
+        """Write ``{"event": "log", "step", "total_steps", **metrics}``; False when a cancel was asked for."""
+        self.write({"event": "log", "step": step, "total_steps": total_steps, **metrics})
+        return False if self._cancelled() else None
+
+    def on_eval(self, step: int, metrics: dict[str, Any]) -> bool | None:
+        """Write the evaluation metrics (``None`` on runs without eval records)."""
+        self.write({"event": "eval", "step": step, "metrics": metrics})
+        return False if self._cancelled() else None
+
+    def on_save(self, step: int, path: str, kind: str) -> None:
+        """Write where a checkpoint went."""
+        self.write({"event": "save", "step": step, "kind": kind, "path": path})

@@ -22,6 +22,7 @@ from typing import Any
 
 SCHEDULES = ("constant", "linear")
 MODEL_DTYPES = ("float32", "bfloat16")
+PARALLELISMS = ("ddp", "fsdp")
 
 
 class ConfigError(ValueError):
@@ -90,6 +91,17 @@ class RewardTrainingConfig:
     gradient_checkpointing: bool = False
     attn_implementation: str | None = None
     """Passed to ``from_pretrained`` (``sdpa``, ``eager``, ``flash_attention_2``); None = the transformers default."""
+
+    # --- data parallelism (see docs/training.md) --------------------------------------------------
+    parallelism: str = "ddp"
+    """``ddp``: every rank holds the full model, gradients and AdamW states (fits up to ~1.7B on 80 GB cards).
+    ``fsdp``: PyTorch FSDP2 shards parameters, gradients and optimizer states over the ranks (ZeRO-3; 8B models);
+    checkpoints are sharded (torch.distributed.checkpoint) and ``best/`` / ``final/`` are consolidated."""
+    fsdp_reshard_after_forward: bool = True
+    """FSDP: free gathered parameters after each block's forward (ZeRO-3). False keeps them until the backward
+    (ZeRO-2-like: less communication, more memory)."""
+    fsdp_cpu_offload: bool = False
+    """FSDP on CUDA: keep sharded parameters, gradients and optimizer states in host memory (slow; ignored on CPU)."""
 
     # --- bookkeeping ----------------------------------------------------------------------------
     seed: int = 42
@@ -172,6 +184,8 @@ class RewardTrainingConfig:
             raise ConfigError("lr_scheduler", f"must be one of {SCHEDULES}, got {self.lr_scheduler!r}")
         if self.model_dtype not in MODEL_DTYPES:
             raise ConfigError("model_dtype", f"must be one of {MODEL_DTYPES}, got {self.model_dtype!r}")
+        if self.parallelism not in PARALLELISMS:
+            raise ConfigError("parallelism", f"must be one of {PARALLELISMS}, got {self.parallelism!r}")
         if not self.output_dir:
             raise ConfigError("output_dir", "must not be empty")
         if self.logging_steps == 0:

@@ -26,8 +26,16 @@ gold.jsonl``. Each rank takes every ``world_size``-th micro-batch of the shared 
 have similar lengths, so ranks stay balanced); gradients are averaged by DDP (``no_sync`` during accumulation);
 rank 0 logs, evaluates (eval records are scored in shards on all ranks) and saves. The global batch is
 ``batch_size * gradient_accumulation_steps * world_size`` pairs. Plain DDP keeps a full optimizer state per GPU,
-which suits models up to ~1.7B on 80 GB cards; for 8B models use bf16 parameters (``model_dtype="bfloat16"``) with
-gradient checkpointing, or a ZeRO launcher (DeepSpeed / FSDP via Accelerate), which this module does not wrap.
+which suits models up to ~1.7B on 80 GB cards.
+
+Sharded (``parallelism="fsdp"``, for 4B-8B models): PyTorch FSDP2 shards parameters, gradients and AdamW states
+over the ranks (see :mod:`rewardmodel.ml.sharded`). The data order, loss and metrics are the same as under DDP.
+Checkpoints then hold ``config.json`` + tokenizer + ``sharded/`` (torch.distributed.checkpoint: model and
+optimizer shards, re-shardable to another world size) instead of ``model.safetensors`` + ``optimizer.pt``;
+``best/`` and ``final/`` are consolidated ``save_pretrained`` directories. Multi-node: the same command under
+``torchrun --nnodes=N --rdzv-backend=c10d --rdzv-endpoint=HOST:PORT`` with ``output_dir`` on a shared filesystem
+(docs/training.md). ``--events-file`` / ``--cancel-file`` let a parent process (the app's launcher,
+:mod:`rewardmodel.ml.launch`) follow progress and ask for a cancel.
 """
 
 from __future__ import annotations
@@ -51,7 +59,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from rewardmodel.ml.callbacks import PrintCallback, TrainingCallback, TrainingCancelled
+from rewardmodel.ml import sharded
+from rewardmodel.ml.callbacks import EventsFileCallback, PrintCallback, TrainingCallback, TrainingCancelled
 from rewardmodel.ml.config import RewardTrainingConfig
 from rewardmodel.ml.data import (
     LengthGroupedBatchSampler,
@@ -59,6 +68,7 @@ from rewardmodel.ml.data import (
     Record,
     TokenizedPairs,
     load_records,
+    pad_batch,
     tokenize_records,
 )
 from rewardmodel.ml.evaluate import evaluate_scores
@@ -101,6 +111,8 @@ class _Dist:
     rank: int
     world_size: int
     device: torch.device
+    fsdp: bool = False
+    owns_group: bool = False  # train() created a 1-process group for FSDP and destroys it at the end
 
     @property
     def is_main(self) -> bool:
@@ -164,17 +176,46 @@ def train(
     eval_list = load_records(eval_records if eval_records is not None else config.eval_file)
     if not train_list:
         raise ValueError("no training records")
-    ddp = _setup_distributed()
+    ddp = _setup_distributed(fsdp=config.parallelism == "fsdp")
+    try:
+        return _run(config, train_list, eval_list, callbacks, ddp, started)
+    finally:
+        if ddp.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _run(
+    config: RewardTrainingConfig,
+    train_list: list[Record],
+    eval_list: list[Record],
+    callbacks: list[Any],
+    ddp: _Dist,
+    started: float,
+) -> TrainResult:
+    """The body of :func:`train` once the process group is set up."""
     out_dir = Path(config.output_dir)
     _set_seed(config.seed)
 
     resume_dir = _latest_checkpoint(out_dir) if config.resume else None
-    model, tokenizer = load_reward_model(
-        resume_dir or config.model_name_or_path,
-        dtype=config.model_dtype,
-        device=ddp.device,
-        attn_implementation=config.attn_implementation,
-    )
+    if resume_dir is not None and sharded.is_sharded_checkpoint(resume_dir) != ddp.fsdp:
+        kind = "sharded (FSDP)" if not ddp.fsdp else "a DDP checkpoint"
+        raise ValueError(
+            f"checkpoint {resume_dir} is {kind}; resume it with parallelism="
+            f"{'fsdp' if not ddp.fsdp else 'ddp'}, or use a new output_dir"
+        )
+    if ddp.fsdp and resume_dir is not None:
+        # The architecture comes from the checkpoint; the weights from its shards after sharding (below).
+        model, tokenizer = sharded.load_skeleton(
+            resume_dir, dtype=config.model_dtype, attn_implementation=config.attn_implementation
+        )
+    else:
+        model, tokenizer = load_reward_model(
+            resume_dir or config.model_name_or_path,
+            dtype=config.model_dtype,
+            # FSDP: load on the host; fully_shard moves only this rank's shards to the GPU.
+            device="cpu" if ddp.fsdp else ddp.device,
+            attn_implementation=config.attn_implementation,
+        )
     max_length = _clamp_max_length(config.max_length, model)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -189,13 +230,13 @@ def train(
     steps_per_epoch = math.ceil(per_rank / config.gradient_accumulation_steps)
     total_steps = config.max_steps or steps_per_epoch * config.num_epochs
 
+    wrapped = _wrap(model, ddp, config)  # before the optimizer: FSDP replaces the parameters by shards
     optimizer = _make_optimizer(model, config)
     scheduler = _make_scheduler(optimizer, config, total_steps)
     state = _State(world_size=ddp.world_size)
     if resume_dir is not None:
-        state = _load_checkpoint(resume_dir, optimizer, scheduler, ddp)
+        state = _load_checkpoint(resume_dir, model, optimizer, scheduler, ddp)
         logger.info("resumed from %s at step %d", resume_dir, state.global_step)
-    wrapped = _wrap_ddp(model, ddp)
     collator = PreferenceCollator(tokenizer.pad_token_id, config.pad_to_multiple_of)
     use_bf16 = config.bf16 and ddp.device.type == "cuda"
     last_saved_step = state.global_step if resume_dir is not None else -1
@@ -212,15 +253,15 @@ def train(
             return None
         metrics = _evaluate(model, tokenizer, eval_list, eval_pairs, config, max_length, ddp)
         wrapped.train()
-        if metrics is None:  # non-main ranks
-            _save_best_if_needed(None, out_dir, model, tokenizer, state, ddp)
-            return None
-        is_best = state.best_eval_accuracy is None or metrics["accuracy"] > state.best_eval_accuracy
-        metrics = {**metrics, "step": state.global_step, "is_best": is_best}
-        state.eval_history.append(metrics)
-        if is_best:
-            state.best_eval_accuracy, state.best_step = metrics["accuracy"], state.global_step
-        best_path = _save_best_if_needed(metrics if is_best else None, out_dir, model, tokenizer, state, ddp)
+        is_best = False
+        if metrics is not None:  # rank 0
+            is_best = state.best_eval_accuracy is None or metrics["accuracy"] > state.best_eval_accuracy
+            metrics = {**metrics, "step": state.global_step, "is_best": is_best}
+            state.eval_history.append(metrics)
+            if is_best:
+                state.best_eval_accuracy, state.best_step = metrics["accuracy"], state.global_step
+        is_best = _broadcast_flag(is_best, ddp)  # FSDP: every rank takes part in gathering the weights
+        best_path = _save_best_if_needed(metrics if is_best else None, is_best, out_dir, model, tokenizer, ddp)
         if best_path:
             _notify(callbacks, ddp, "on_save", state.global_step, best_path, "best")
         return metrics
@@ -273,8 +314,9 @@ def train(
         if ddp.is_main:  # the final eval may have found a new best: record it in the last checkpoint's state
             _write_json(_checkpoint_path(out_dir, state.global_step) / STATE_FILE, _state_dict(state))
     final_dir = out_dir / "final"
+    full = _gather_full(model, ddp)
     if ddp.is_main:
-        _replace_dir(final_dir, lambda tmp: _save_final(tmp, model, tokenizer, config, state, final_eval))
+        _replace_dir(final_dir, lambda tmp: _save_final(tmp, model, tokenizer, config, state, final_eval, full))
         _notify(callbacks, ddp, "on_save", state.global_step, str(final_dir), "final")
     ddp.barrier()
     best_dir = out_dir / "best"
@@ -325,7 +367,7 @@ def _train_step(
         margin = batch["margin"].to(device) if config.use_margin else None
         b = len(indices)
         sync = k == len(group) - 1 or not ddp.active
-        with wrapped.no_sync() if not sync else contextlib.nullcontext():
+        with _sync_context(wrapped, ddp, sync):
             with torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext():
                 rewards = compute_rewards(wrapped, ids, mask)  # (2B,)
             r_chosen, r_rejected = rewards[:b], rewards[b:]
@@ -351,7 +393,7 @@ def _train_step(
     optimizer.zero_grad(set_to_none=True)
     if ddp.active:
         dist.all_reduce(sums)
-    return [float(x) for x in sums.tolist()], float(grad_norm)
+    return [float(x) for x in sums.tolist()], sharded.local_value(grad_norm)
 
 
 def _make_optimizer(model: Any, config: RewardTrainingConfig) -> torch.optim.Optimizer:
@@ -412,9 +454,13 @@ def _evaluate(
     """Score the eval pairs (sharded over ranks) and return metrics on rank 0 (None elsewhere)."""
     from rewardmodel.ml.infer import Scorer
 
-    scorer = Scorer(model, tokenizer, max_length=max_length, batch_size=config.eval_batch_size, bf16=config.bf16)
     idx = list(range(ddp.rank, len(pairs), ddp.world_size))
-    rewards = scorer.score_token_ids([pairs.chosen[i] for i in idx] + [pairs.rejected[i] for i in idx])
+    seqs = [pairs.chosen[i] for i in idx] + [pairs.rejected[i] for i in idx]
+    if ddp.fsdp:
+        rewards = _score_collectively(model, tokenizer, seqs, math.ceil(len(pairs) / ddp.world_size), config, ddp)
+    else:
+        scorer = Scorer(model, tokenizer, max_length=max_length, batch_size=config.eval_batch_size, bf16=config.bf16)
+        rewards = scorer.score_token_ids(seqs)
     shard = (idx, rewards[: len(idx)], rewards[len(idx) :])
     shards = [shard]
     if ddp.active:
@@ -429,16 +475,52 @@ def _evaluate(
     return evaluate_scores(records, r_chosen, r_rejected)
 
 
+def _score_collectively(
+    model: Any, tokenizer: Any, seqs: list[Any], per_rank: int, config: RewardTrainingConfig, ddp: _Dist
+) -> np.ndarray:
+    """Rewards of this rank's ``seqs`` under FSDP, where every forward is a collective: each rank runs the same
+    number of fixed-size batches (its ``2 * per_rank`` sequences, padded with repeats), sorted by length."""
+    n = len(seqs)
+    padded = list(seqs) + [seqs[0] if seqs else [tokenizer.pad_token_id]] * (2 * per_rank - n)
+    order = sorted(range(len(padded)), key=lambda i: -len(padded[i]))
+    out = np.zeros(len(padded), dtype=np.float32)
+    use_bf16 = config.bf16 and ddp.device.type == "cuda"
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(order), config.eval_batch_size):
+            chunk = order[start : start + config.eval_batch_size]
+            ids, mask = pad_batch([padded[i] for i in chunk], tokenizer.pad_token_id, config.pad_to_multiple_of)
+            with torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext():
+                r = compute_rewards(model, torch.from_numpy(ids).to(ddp.device), torch.from_numpy(mask).to(ddp.device))
+            out[chunk] = r.cpu().numpy()
+    return out[:n]
+
+
+def _gather_full(model: Any, ddp: _Dist) -> dict[str, torch.Tensor] | None:
+    """FSDP: the full weights on rank 0 (collective; call on every rank). DDP: None (the model itself is full)."""
+    return sharded.full_state_dict(model) if ddp.fsdp else None
+
+
+def _write_model(tmp: Path, model: Any, tokenizer: Any, full: dict[str, torch.Tensor] | None) -> None:
+    """``save_pretrained`` the model, from the gathered weights ``full`` under FSDP."""
+    if full is None:
+        save_model(model, tokenizer, tmp)
+    else:
+        sharded.save_full_model(model.config, full, tokenizer, tmp)
+
+
 def _save_best_if_needed(
-    metrics: dict[str, Any] | None, out_dir: Path, model: Any, tokenizer: Any, state: _State, ddp: _Dist
+    metrics: dict[str, Any] | None, is_best: bool, out_dir: Path, model: Any, tokenizer: Any, ddp: _Dist
 ) -> str | None:
-    """Rank 0 writes ``best/`` (atomically) when ``metrics`` is given; all ranks meet at a barrier."""
+    """Rank 0 writes ``best/`` (atomically) when ``is_best`` (the same on every rank); all ranks meet at a
+    barrier (under FSDP they also gather the weights)."""
     path = None
+    full = _gather_full(model, ddp) if is_best else None
     if ddp.is_main and metrics is not None:
         best = out_dir / "best"
 
         def write(tmp: Path) -> None:
-            save_model(model, tokenizer, tmp)
+            _write_model(tmp, model, tokenizer, full)
             _write_json(tmp / "eval_metrics.json", metrics)
 
         _replace_dir(best, write)
@@ -487,18 +569,25 @@ def _save_checkpoint(
     """Write a complete resumable checkpoint for the current step, then prune old ones. Returns its path.
 
     Written to ``checkpoints/.tmp-step-*`` and renamed at the end, so ``step-*`` dirs are always complete.
-    Every rank writes its own RNG state file.
+    Every rank writes its own RNG state file; under FSDP every rank also writes its model and optimizer shards.
     """
     final = _checkpoint_path(out_dir, state.global_step)
     tmp = final.with_name(".tmp-" + final.name)
     if ddp.is_main:
         if tmp.exists():
             shutil.rmtree(tmp)
-        save_model(model, tokenizer, tmp)
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if ddp.fsdp:
+            tmp.mkdir(parents=True)
+            model.config.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        else:
+            save_model(model, tokenizer, tmp)
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         _write_json(tmp / "training_config.json", config.to_dict())
     ddp.barrier()
+    if ddp.fsdp:
+        sharded.save_sharded(tmp / sharded.SHARDED_DIR, model, optimizer)
     torch.save(_rng_state(), tmp / f"rng_state_{ddp.rank}.pt")
     ddp.barrier()
     if ddp.is_main:
@@ -536,13 +625,17 @@ def _latest_checkpoint(out_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _load_checkpoint(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, ddp: _Dist) -> _State:
+def _load_checkpoint(path: Path, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, ddp: _Dist) -> _State:
     """Restore optimizer, scheduler and RNG states from a checkpoint; return the loop state.
 
-    The model weights were already loaded from ``path`` by ``from_pretrained``. When the world size changed, the
-    position within the epoch is converted through the global micro-batch count.
+    DDP: the model weights were already loaded from ``path`` by ``from_pretrained``. FSDP: model and optimizer
+    shards are loaded here (collective). When the world size changed, the position within the epoch is converted
+    through the global micro-batch count.
     """
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=ddp.device, weights_only=False))
+    if ddp.fsdp:
+        sharded.load_sharded(path / sharded.SHARDED_DIR, model, optimizer)
+    else:
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=ddp.device, weights_only=False))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     raw = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
     state = _State(
@@ -578,9 +671,10 @@ def _save_final(
     config: RewardTrainingConfig,
     state: _State,
     final_eval: dict[str, Any] | None,
+    full: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write the final model with its training config and last metrics."""
-    save_model(model, tokenizer, tmp)
+    """Write the final model (from the gathered weights ``full`` under FSDP) with its config and last metrics."""
+    _write_model(tmp, model, tokenizer, full)
     _write_json(tmp / "training_config.json", config.to_dict())
     _write_json(
         tmp / "train_metrics.json",
@@ -614,27 +708,49 @@ def _write_json(path: Path, data: Any) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Distributed helpers and small utilities
 # ---------------------------------------------------------------------------------------------------------------
-def _setup_distributed() -> _Dist:
-    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (NCCL on CUDA, Gloo on CPU); pick the device."""
+def _setup_distributed(fsdp: bool = False) -> _Dist:
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (NCCL on CUDA, Gloo on CPU); pick the device.
+
+    FSDP in a single process (no torchrun) gets a 1-rank group on an in-memory store, so the sharded code path and
+    checkpoint format are the same at every world size.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = pick_device()
-    if world > 1:
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _Dist(rank=rank, world_size=world, device=device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    owns = False
+    if device.type == "cuda" and (world > 1 or fsdp):
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend)
+    elif fsdp and not dist.is_initialized():
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+        owns = True
+    return _Dist(rank=rank, world_size=world, device=device, fsdp=fsdp, owns_group=owns)
 
 
-def _wrap_ddp(model: Any, ddp: _Dist) -> Any:
-    """DistributedDataParallel around the model when running multi-process, else the model itself."""
+def _wrap(model: Any, ddp: _Dist, config: RewardTrainingConfig) -> Any:
+    """FSDP2 shards the model in place (returned as is); DDP wraps it when multi-process; else the model itself."""
+    if ddp.fsdp:
+        return sharded.shard_model(
+            model,
+            device=ddp.device,
+            reshard_after_forward=config.fsdp_reshard_after_forward,
+            cpu_offload=config.fsdp_cpu_offload,
+        )
     if not ddp.active:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [ddp.device.index] if ddp.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
+
+
+def _sync_context(wrapped: Any, ddp: _Dist, sync: bool) -> Any:
+    """No gradient all-reduce / reduce-scatter on accumulation micro-batches (``sync=False``)."""
+    if ddp.fsdp:
+        return sharded.gradient_sync(wrapped, sync)
+    return wrapped.no_sync() if not sync else contextlib.nullcontext()
 
 
 def _rank_batches(sampler: LengthGroupedBatchSampler, epoch: int, per_rank: int, ddp: _Dist) -> list[list[int]]:
@@ -685,10 +801,15 @@ def _clamp_max_length(max_length: int, model: Any) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> TrainResult:
-    """``python -m rewardmodel.ml.train --config cfg.json [--train a.jsonl] [--eval gold.jsonl] [--output-dir D]``.
+def main(argv: Sequence[str] | None = None) -> TrainResult | None:
+    """``python -m rewardmodel.ml.train --config cfg.json [--train a.jsonl] [--eval gold.jsonl] [--output-dir D]
+    [--events-file E --cancel-file C]``.
 
-    Works the same under ``torchrun --nproc_per_node=N``. Prints one JSON line per log/eval/save event (rank 0).
+    Works the same under ``torchrun --nproc_per_node=N`` (and ``--nnodes``). Prints one JSON line per
+    log/eval/save event (rank 0); with ``--events-file`` rank 0 also appends them there, then a last ``done``
+    (with the :class:`TrainResult`), ``cancelled`` or ``error`` event. Creating the ``--cancel-file`` stops the
+    run at its next logged step after a checkpoint; a cancelled run exits 0 (it is resumable, not broken).
+    Returns the result, or None when cancelled.
     """
     parser = argparse.ArgumentParser(description="Train a Bradley-Terry reward model.")
     parser.add_argument("--config", help="JSON file of RewardTrainingConfig fields (defaults otherwise)")
@@ -696,6 +817,8 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
     parser.add_argument("--eval", help="evaluation JSONL (overrides eval_file)")
     parser.add_argument("--output-dir", help="overrides output_dir")
     parser.add_argument("--model", help="overrides model_name_or_path")
+    parser.add_argument("--events-file", help="rank 0 appends JSON-line events here (for a parent process)")
+    parser.add_argument("--cancel-file", help="the run stops (after a checkpoint) once this file exists")
     args = parser.parse_args(argv)
     data = json.loads(Path(args.config).read_text(encoding="utf-8")) if args.config else {}
     for key, value in (
@@ -708,23 +831,36 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
             data[key] = value
     config = RewardTrainingConfig.from_dict(data)
     logging.basicConfig(level=logging.INFO)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    events = EventsFileCallback(args.events_file, args.cancel_file) if args.events_file else None
+    callbacks: list[Any] = [PrintCallback()] + ([events] if events else [])
+    final: dict[str, Any]
+    result: TrainResult | None = None
     try:
-        result = train(config, callbacks=[PrintCallback()])
+        result = train(config, callbacks=callbacks)
+        final = {"event": "done", "result": result.to_dict()}
+    except TrainingCancelled as exc:
+        final = {"event": "cancelled", "step": exc.step, "checkpoint": exc.checkpoint}
+    except BaseException as exc:
+        if events and is_main:
+            events.write({"event": "error", "error": f"{type(exc).__name__}: {exc}"})
+        raise
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(
-            json.dumps(
-                {
-                    "event": "done",
-                    "final_dir": result.final_dir,
-                    "best_dir": result.best_dir,
-                    "best_eval_accuracy": result.best_eval_accuracy,
-                    "global_step": result.global_step,
-                }
-            )
-        )
+    if is_main:
+        if events:
+            events.write(final)
+        summary = dict(final)
+        if result is not None:
+            summary = {
+                "event": "done",
+                "final_dir": result.final_dir,
+                "best_dir": result.best_dir,
+                "best_eval_accuracy": result.best_eval_accuracy,
+                "global_step": result.global_step,
+            }
+        print(json.dumps(summary, default=str))
     return result
 
 
