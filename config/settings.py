@@ -338,6 +338,19 @@ STAGE2_SHARD_ATTEMPTS = env_int("STAGE2_SHARD_ATTEMPTS", 3)
 STAGE2_STALE_AFTER_S = env_int("STAGE2_STALE_AFTER_S", 120)
 STAGE2_JUDGE_FUNCTION = env_str("STAGE2_JUDGE_FUNCTION", "curation.judges.services.judge_pairs")
 
+# LLM judges (curation/judges, docs/judges.md): how examples are retrieved ("embedding": the packaged
+# MiniLM, workers only; "lexical": bag-of-words, no torch), the share of D_gold held out to measure
+# the judges (never shown as examples), and pairs per judge shard.
+JUDGE_RETRIEVER = env_str("JUDGE_RETRIEVER", "embedding")
+JUDGE_HELDOUT_FRACTION = env_float("JUDGE_HELDOUT_FRACTION", 0.2)
+JUDGE_SHARD_SIZE = env_int("JUDGE_SHARD_SIZE", 200)
+if JUDGE_RETRIEVER not in ("embedding", "lexical"):
+    raise ImproperlyConfigured(f"JUDGE_RETRIEVER must be 'embedding' or 'lexical', got {JUDGE_RETRIEVER!r}")
+if not 0.0 <= JUDGE_HELDOUT_FRACTION < 1.0:
+    raise ImproperlyConfigured(f"JUDGE_HELDOUT_FRACTION must be in [0, 1), got {JUDGE_HELDOUT_FRACTION}")
+if JUDGE_SHARD_SIZE < 1:
+    raise ImproperlyConfigured(f"JUDGE_SHARD_SIZE must be at least 1, got {JUDGE_SHARD_SIZE}")
+
 # Annotation defaults (a project may override its own).
 ANNOTATORS_PER_PAIR = env_int("ANNOTATORS_PER_PAIR", 3)
 CLAIM_TIMEOUT_MINUTES = env_int("CLAIM_TIMEOUT_MINUTES", 30)

@@ -32,6 +32,7 @@ from curation.browser import (
     pair_inspect,
 )
 from curation.browser_forms import BrowseExportForm, CommentForm, LabelPageForm, PairFilterForm
+from curation.judges.selectors import judge_verdict_for
 from curation.models import Dispute
 from curation.review import (
     dispute_comment_add,
@@ -103,6 +104,7 @@ def pair_detail(request: HtmxHttpRequest, project: Project, pair_id: int) -> Htt
     if visible:
         inspection = pair_inspect(project, pair)
         context["inspection"] = inspection
+        context["judge_verdict"] = judge_verdict_for(pair)
         if inspection.dispute is not None:
             context["comments"] = list(dispute_comment_list(inspection.dispute))
             context["comment_form"] = CommentForm()

@@ -4,8 +4,9 @@ Two kinds, both written line by line by :func:`curation.verdicts.pair_record` (t
 in the ``messages`` shape that ``rewardmodel.ml`` trains on:
 
 * ``round`` (a curation round's data step): training file = D_silver (unverified pairs with a
-  source label, never a disputed or discarded one) plus the training half of D_gold; validation
-  file = the other half of D_gold (a fixed hash split).
+  source label, or with ``silver="judges"`` the pairs the LLM judges decided, ``via: judge``; never
+  a disputed or discarded one) plus the training half of D_gold; validation file = the other half
+  of D_gold (a fixed hash split).
 * ``gold`` ("train on this project's D_gold"): only verified pairs; training half and validation half.
 
 A version's files are the reward-model app's registered files (hashed copies), so a training job
@@ -32,6 +33,7 @@ from curation.verdicts import (
     DISCARDED,
     DISPUTED,
     VERIFIED,
+    judge_verdicts,
     labels_by_pair,
     pair_record,
     source_verdict,
@@ -45,6 +47,8 @@ KIND_ROUND = "round"
 KIND_GOLD = "gold"
 KINDS = {KIND_ROUND: "D_silver + D_gold training half (curation round)", KIND_GOLD: "D_gold only"}
 PARTS = ("train", "gold")
+#: Where a round's D_silver labels come from: the import's chosen/rejected, or the LLM judges' verdicts.
+SILVER_SOURCES = {"source": "unverified pairs with a source label", "judges": "unverified pairs the LLM judges decided"}
 CHUNK = 2000
 
 
@@ -72,13 +76,21 @@ def dataset_version_freeze(
     name: str,
     gold_val_fraction: float,
     kind: str = KIND_ROUND,
+    silver: str = "source",
     round_: CurationRound | None = None,
     created_by: Any = None,
 ) -> DatasetVersion:
     """Write the version's training and validation files, register both, and record counts and filters.
 
-    Raises ValidationError (naming the field) for a bad kind or fraction, or when there is nothing to train on.
+    ``silver``: D_silver's labels, ``source`` (the import's) or ``judges`` (the LLM judges' verdicts,
+    ``via: judge``; a pair they did not decide is left out).
+    Raises ValidationError (naming the field) for a bad kind, fraction or silver source, or when there
+    is nothing to train on.
     """
+    if silver not in SILVER_SOURCES:
+        raise ValidationError(
+            {"silver": f"unknown silver source {silver!r}; choose one of {', '.join(SILVER_SOURCES)}"}
+        )
     if kind not in KINDS:
         raise ValidationError({"kind": f"unknown dataset kind {kind!r}; choose one of {', '.join(KINDS)}"})
     if not 0.0 <= gold_val_fraction <= 1.0:
@@ -90,6 +102,7 @@ def dataset_version_freeze(
             for pairs in _chunks(Pair.objects.filter(project=project)):
                 labels = labels_by_pair(p.pk for p in pairs)
                 verdicts = verdicts_for(pairs, labels)
+                judged = judge_verdicts(p.pk for p in pairs) if kind == KIND_ROUND and silver == "judges" else {}
                 for pair in pairs:
                     verdict = verdicts[pair.pk]
                     if verdict.state == VERIFIED:
@@ -97,11 +110,13 @@ def dataset_version_freeze(
                         counts[f"via_{verdict.via}"] += 1
                     elif (
                         kind == KIND_ROUND
-                        and pair.source_label
+                        and (pair.pk in judged if silver == "judges" else bool(pair.source_label))
                         and verdict.state not in (DISPUTED, DISCARDED)
                         and verdict.reason is None  # a lead-resolved pair waiting for its gate is not silver
                     ):
-                        split, verdict = "silver", source_verdict(pair)
+                        split = "silver"
+                        verdict = judged[pair.pk] if silver == "judges" else source_verdict(pair)
+                        counts[f"silver_via_{verdict.via}"] += 1
                     else:
                         continue
                     record = pair_record(
@@ -112,7 +127,15 @@ def dataset_version_freeze(
         if counts["silver"] + counts["gold_train"] == 0:
             raise ValidationError(
                 "no training data: verify some pairs"
-                + (", or import pairs with chosen/rejected labels" if kind == KIND_ROUND else "")
+                + (
+                    (
+                        ", or let the LLM judges label retrieved pairs"
+                        if silver == "judges"
+                        else ", or import pairs with chosen/rejected labels"
+                    )
+                    if kind == KIND_ROUND
+                    else ""
+                )
                 + (" (every verified pair fell in the validation split)" if counts["gold_val"] else "")
             )
         scope = project_scope(project)
@@ -133,7 +156,8 @@ def dataset_version_freeze(
         "gold_val_fraction": gold_val_fraction,
     }
     if kind == KIND_ROUND:
-        filters["silver"] = "unverified pairs with a source label, never disputed or discarded"
+        filters["silver"] = f"{SILVER_SOURCES[silver]}, never disputed or discarded"
+        filters["silver_labels"] = silver
     return DatasetVersion.objects.create(
         project=project,
         name=name,

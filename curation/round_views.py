@@ -38,6 +38,12 @@ class RoundForm(forms.Form):
         initial=DEFAULT_ROUND_CONFIG["gold_val_fraction"],
         help_text="Share of D_gold held out to validate (a fixed hash split).",
     )
+    silver_labels = forms.ChoiceField(
+        choices=[("source", "Source labels (the import's chosen/rejected)"), ("judges", "LLM judges")],
+        initial=DEFAULT_ROUND_CONFIG["silver_labels"],
+        label="D_silver labels",
+        help_text="With LLM judges, the retrieved pairs are sent to the judges; their verdicts train the next round.",
+    )
     num_epochs = forms.IntegerField(min_value=1, initial=DEFAULT_ROUND_CONFIG["train"]["num_epochs"])
     learning_rate = forms.FloatField(min_value=0, initial=DEFAULT_ROUND_CONFIG["train"]["learning_rate"])
     batch_size = forms.IntegerField(min_value=1, initial=DEFAULT_ROUND_CONFIG["train"]["batch_size"])
@@ -57,6 +63,7 @@ class RoundForm(forms.Form):
             "base_model": d["base_model"],
             "k_max": d["k_max"],
             "gold_val_fraction": d["gold_val_fraction"],
+            "silver_labels": d["silver_labels"],
             "train": {k: d[k] for k in ("num_epochs", "learning_rate", "batch_size", "max_length", "max_steps")},
         }
 
@@ -92,7 +99,11 @@ def round_list(request: HtmxHttpRequest, project: Project) -> HttpResponse:
             try:
                 round_ = round_create(project=project, created_by=request.user, config=form.round_config())
             except ValidationError as exc:
-                form.add_error(None, " ".join(exc.messages))
+                if hasattr(exc, "error_dict") and set(exc.error_dict) <= set(form.fields):
+                    for name, errors in exc.error_dict.items():
+                        form.add_error(name, errors)
+                else:
+                    form.add_error(None, " ".join(exc.messages))
             else:
                 messages.success(request, f"Round {round_.number} queued {where_it_runs(training_device_last_seen())}.")
                 return redirect("curation:round-detail", project_id=project.pk, round_id=round_.pk)

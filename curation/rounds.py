@@ -14,7 +14,10 @@ A round runs as one task on the ``gpu`` queue (it trains, scores and embeds), st
    encoder, into an approximate-nearest-neighbour index (curation.retrieval).
 5. retrieve: for each verified pair, k = 8 if p ≤ 0.5 else ⌈8·(1 − p)⌉ neighbours (curation.sampling).
 6. queue: the retrieved pairs go to the front of the annotation queue with priority 1 − p
-   (deduplicated; a pair keeps the highest priority it was given).
+   (deduplicated; a pair keeps the highest priority it was given). With the round setting
+   ``silver_labels = "judges"`` the retrieved pairs are also sent to the LLM judges (a
+   ``silver`` judge run, curation.judges): their decided outcomes become ``via: judge`` verdicts,
+   and the next round's D_silver is those verdicts instead of the source files' labels.
 
 Each finished step is recorded on the round, so a round whose worker died resumes where it stopped.
 """
@@ -60,7 +63,10 @@ DEFAULT_ROUND_CONFIG: dict[str, Any] = {
     "train": {"num_epochs": 1, "batch_size": 16, "learning_rate": 3e-5, "max_length": 256, "eval_every": 0},
     "embed_batch_size": 64,
     "promote_current_best": True,
+    # Where D_silver's labels come from: "source" (the import's chosen/rejected) or "judges" (LLM judges).
+    "silver_labels": "source",
 }
+SILVER_LABELS = ("source", "judges")
 CHUNK = 2000
 
 
@@ -82,6 +88,8 @@ def round_config(overrides: dict[str, Any] | None) -> dict[str, Any]:
         raise ValidationError({"k_max": "must be an integer from 1 to 64"})
     if not 0.0 < float(config["gold_val_fraction"]) <= 1.0:
         raise ValidationError({"gold_val_fraction": "must be in (0, 1]"})
+    if config["silver_labels"] not in SILVER_LABELS:
+        raise ValidationError({"silver_labels": f"must be one of {', '.join(SILVER_LABELS)}"})
     return config
 
 
@@ -90,6 +98,13 @@ def round_create(
 ) -> CurationRound:
     """Create round n+1 of a project and queue it on the gpu worker. One unfinished round at a time."""
     cfg = round_config(config)
+    if cfg["silver_labels"] == "judges":
+        from curation.judges.services import judges_enabled
+
+        if not judges_enabled():
+            raise ValidationError(
+                {"silver_labels": "no LLM judge is enabled: an admin adds one on the judges page, or use source labels"}
+            )
     with transaction.atomic():
         # Lock the project's rounds so two admins cannot start the same round number twice.
         rounds = CurationRound.objects.select_for_update().filter(project=project)
@@ -212,6 +227,7 @@ def _step_data(round_: CurationRound) -> str:
         project=round_.project,
         name=f"round {round_.number}",
         gold_val_fraction=float(round_.config["gold_val_fraction"]),
+        silver=str(round_.config.get("silver_labels", "source")),
         round_=round_,
         created_by=round_.created_by,
     )
@@ -376,4 +392,31 @@ def _step_queue(round_: CurationRound) -> str:
     updates = {row["pair_id"]: row["priority"] for row in plan if row["priority"] > current.get(row["pair_id"], 0.0)}
     queued = pair_set_priorities(priorities=updates)
     _metrics(round_.pk, n_queued=queued)
-    return f"{queued} pairs moved to the front of the annotation queue"
+    detail = f"{queued} pairs moved to the front of the annotation queue"
+    if round_.config.get("silver_labels") == "judges":
+        detail += "; " + _send_to_judges(round_, [int(row["pair_id"]) for row in plan])
+    return detail
+
+
+def _send_to_judges(round_: CurationRound, pair_ids: list[int]) -> str:
+    """Ask the LLM judges to label the retrieved pairs into D_silver (a ``silver`` run; once per round).
+
+    Pairs that already carry a judge verdict are not asked again. The run's shards work on their own
+    (the judges page shows the progress); the next round's data step reads the verdicts.
+    """
+    from curation.judges.models import JudgeRun, JudgeVerdict
+    from curation.judges.services import judge_run_create
+
+    existing = round_.metrics.get("judge_run_id")
+    if existing and JudgeRun.objects.filter(pk=existing).exists():
+        return f"judge run {existing} already labels the retrieved pairs"
+    labelled = set(JudgeVerdict.objects.filter(pair_id__in=pair_ids).values_list("pair_id", flat=True))
+    todo = [pid for pid in pair_ids if pid not in labelled]
+    if not todo:
+        _metrics(round_.pk, n_sent_to_judges=0)
+        return "every retrieved pair already has a judge verdict"
+    run = judge_run_create(
+        project=round_.project, pair_ids=todo, purpose=JudgeRun.Purpose.SILVER, created_by=round_.created_by
+    )
+    _metrics(round_.pk, judge_run_id=run.pk, n_sent_to_judges=len(todo))
+    return f"{len(todo)} sent to the LLM judges for D_silver (judge run {run.pk})"

@@ -7,10 +7,10 @@ from typing import Any
 
 from django.db.models import Avg, Count, Q, QuerySet, Sum
 
-from annotation.models import Project
+from annotation.models import Pair, Project
 from curation.judges import voting
 from curation.judges.examples import in_heldout
-from curation.judges.models import Judge, JudgeCall, JudgeCallFailure, JudgeOutcome, JudgeRun, JudgeShard
+from curation.judges.models import Judge, JudgeCall, JudgeCallFailure, JudgeOutcome, JudgeRun, JudgeShard, JudgeVerdict
 from curation.judges.services import heldout_fraction
 from curation.models import VerifiedPair
 
@@ -50,6 +50,11 @@ def judge_run_progress(run: JudgeRun) -> RunProgress:
         errors=[e for s, e in statuses if s == JudgeShard.Status.FAILED and e],
         counts=counts,
     )
+
+
+def judge_verdict_for(pair: Pair) -> JudgeVerdict | None:
+    """The judges' D_silver label of a pair (``via: judge``), or None."""
+    return JudgeVerdict.objects.filter(pair=pair).first()
 
 
 def judge_runs_for_project(project: Project) -> QuerySet[JudgeRun]:
