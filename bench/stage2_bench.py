@@ -1,0 +1,143 @@
+"""Stage-2 bookkeeping on PostgreSQL: sharding, claiming, upserts and finalising with precomputed scores.
+
+    .venv/bin/python bench/stage2_bench.py [--n 1000000] [--shard-size 10000] [--workers 1 2]
+
+Scoring is replaced by stored scores (both models' ``PairScore`` rows exist, so the engine reuses
+them and scores nothing): what is left is the ledger's own cost. Each ``--workers`` value runs one
+whole stage-2 run with that many worker processes claiming shards by compare-and-set (as Celery
+workers do; no broker in the way), then the finaliser (counts and the dataset version). Prints
+pairs/s per run and the database size per million pairs of the result and score tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import time
+
+from _setup import fresh_postgres
+
+DB = "synpref_bench_stage2"
+
+
+def _worker(shard_ids: list[int]) -> int:
+    import django
+
+    django.setup()
+    from curation.stage2.engine import stage2_shard_run
+
+    # Every worker walks every shard: the claim lets exactly one of them work each.
+    return sum(1 for pk in shard_ids if stage2_shard_run(shard_id=pk) == "done")
+
+
+def _setup_pool(n: int) -> tuple[object, float]:
+    from django.db import connection
+
+    from annotation.formats import content_hash
+    from annotation.models import Pair
+    from annotation.services import project_create
+    from curation.models import PairScore
+    from rewardmodel.models import ModelVersion
+
+    start = time.perf_counter()
+    project = project_create(name="bench-stage2")
+    batch = 20_000
+    for lo in range(0, n, batch):
+        rows = []
+        for i in range(lo, min(n, lo + batch)):
+            conv = [{"role": "user", "content": f"Question {i}: how do I keep basil alive on a windowsill?"}]
+            a, b = f"Water it when the soil is dry ({i}).", f"Never water it ({i})."
+            rows.append(
+                Pair(
+                    project=project, conversation=conv, response_a=a, response_b=b, source_label="AB"[i % 2],
+                    source=("hh", "sff", "ultra")[i % 3], subset=("chat", "code", "math", "safety")[i % 4],
+                    content_hash=content_hash(conv, a, b),
+                )
+            )  # fmt: skip
+        Pair.objects.bulk_create(rows)
+    scope = f"project:{project.pk}"
+    gold = ModelVersion.objects.create(name="bench-gold", scope=scope, base_model="x", path="/none", is_gold=True)
+    best = ModelVersion.objects.create(name="bench-best", scope=scope, base_model="x", path="/none", is_current_best=True)  # fmt: skip
+    # Precomputed scores, written with COPY: margins that give every outcome.
+    ids = list(
+        Pair.objects.filter(project=project).order_by("pk").values_list("pk", flat=True)
+    )  # COPY holds the connection
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(
+            "COPY curation_pairscore (pair_id, model_version_id, r_a, r_b, scored_at) FROM STDIN"
+        ) as copy,
+    ):
+        for k, pid in enumerate(ids):
+            copy.write_row((pid, gold.pk, 1.0 if k % 3 else -1.0, 0.0, "2026-01-01T00:00:00Z"))
+            copy.write_row((pid, best.pk, 1.0 if k % 4 else -1.0, 0.0, "2026-01-01T00:00:00Z"))
+    assert PairScore.objects.count() == 2 * n
+    return project, time.perf_counter() - start
+
+
+def _size(table: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_total_relation_size(%s)", [table])
+        return int(cursor.fetchone()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--shard-size", type=int, default=10_000)
+    parser.add_argument("--chunk-size", type=int, default=1_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    fresh_postgres(DB)
+    os.environ["STAGE2_JUDGE_FUNCTION"] = ""  # no judges: the ledger alone
+
+    from django.conf import settings
+    from django.db import connection
+
+    settings.STAGE2_JUDGE_FUNCTION = ""
+    from curation.stage2 import engine
+    from curation.stage2.models import Stage2Result, Stage2Run
+
+    project, setup_s = _setup_pool(args.n)
+    print(f"pool: {args.n:,} pairs and {2 * args.n:,} stored scores written in {setup_s:.0f} s")
+    for workers in args.workers:
+        start = time.perf_counter()
+        run = engine.stage2_run_create(
+            project=project,
+            config={"shard_size": args.shard_size, "chunk_size": args.chunk_size},
+            enqueue=False,
+        )
+        create_s = time.perf_counter() - start
+        shard_ids = list(run.shards.order_by("index").values_list("pk", flat=True))
+        connection.close()
+        work_start = time.perf_counter()
+        ctx = mp.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            done = sum(pool.map(_worker, [shard_ids] * workers))
+        work_s = time.perf_counter() - work_start
+        fin_start = time.perf_counter()
+        engine.stage2_finalise(run_id=run.pk)  # the last shard's worker normally closed it already
+        run = Stage2Run.objects.get(pk=run.pk)
+        total_s = time.perf_counter() - start
+        n_results = Stage2Result.objects.filter(run=run).count()
+        assert run.status == "done", run.error
+        assert done == len(shard_ids) and n_results == args.n == run.summary["n_results"], (done, n_results)
+        print(
+            f"{workers} worker(s): create+shard {create_s:.1f} s ({len(shard_ids)} shards), "
+            f"work {work_s:.1f} s = {args.n / work_s:,.0f} pairs/s, finalise (incl. dataset version) "
+            f"{time.perf_counter() - fin_start:.1f} s after the workers; whole run {total_s:.1f} s = "
+            f"{args.n / total_s:,.0f} pairs/s; outcomes {run.summary['outcomes']}"
+        )
+    per_million = 1e6 / (args.n * len(args.workers))
+    print(
+        f"database size per million pairs: results {_size('curation_stage2result') * per_million / 1e6:.0f} MB, "
+        f"stored scores (two models) {_size('curation_pairscore') * 1e6 / args.n / 1e6:.0f} MB, "
+        f"shards {_size('curation_stage2shard') * per_million / 1e6:.2f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
