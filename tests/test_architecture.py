@@ -27,6 +27,8 @@ PURE = [
     "annotation/formats.py",
     "annotation/preference.py",
     "curation/majority.py",
+    "curation/stage2/decontam.py",
+    "curation/stage2/rules.py",
     "annotation/tools/sandbox.py",
     "annotation/tools/cgroups.py",
     "annotation/tools/seccomp.py",
