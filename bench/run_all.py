@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "rm_scoring": ("rm_scoring.py", ["--pairs", "120", "--max-length", "128", "--no-onnx"], []),
     "rm_quality": ("rm_quality.py", ["--max-steps", "40"], []),
     "round": ("round_sim.py", ["--limit", "600", "--label-budget", "120"], []),
+    "stage2": ("stage2_bench.py", ["--n", "20000", "--shard-size", "2000"], ["--n", "1000000", "--workers", "2"]),
     "rm_gpu": ("rm_gpu.py", [], []),
 }
 
