@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from annotation.tools.llm import LLMConfig, LLMError, completion_content, post_chat, response_format_field
-from curation.judges.prompt import ANSWER_SCHEMA
+from curation.judges.prompt import ANSWER_SCHEMA, top_logprobs_of
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Endpoint:
     temperature: float = 0.0
     max_tokens: int = 64
     timeout: float = 60.0
+    top_logprobs: int = 0  # > 0: ask for the first tokens' log-probabilities (pointwise mode)
 
     def parameters(self) -> dict[str, Any]:
         """What besides the prompt shapes the answer: part of the cache key (the key itself is not)."""
@@ -63,6 +64,7 @@ class Reply:
     completion_tokens: int | None = None
     model: str = ""
     failures: list[Attempt] = field(default_factory=list)
+    top_logprobs: dict[str, float] | None = None  # the first token's, when asked for and sent
 
 
 class CallFailed(Exception):
@@ -102,6 +104,11 @@ def request_body(endpoint: Endpoint, messages: list[dict[str, str]]) -> dict[str
         "temperature": endpoint.temperature,
         "max_tokens": endpoint.max_tokens,
     }
+    if endpoint.top_logprobs > 0:
+        # Pointwise mode: one token, scored by its log-probabilities; no structured output.
+        body["logprobs"] = True
+        body["top_logprobs"] = endpoint.top_logprobs
+        return body
     response_format = response_format_field(endpoint.response_format, "judge_choice", ANSWER_SCHEMA)
     if response_format is not None:
         body["response_format"] = response_format
@@ -164,5 +171,6 @@ def call(
             completion_tokens=_usage(payload, "completion_tokens"),
             model=str(payload.get("model") or endpoint.model),
             failures=failures,
+            top_logprobs=top_logprobs_of(payload) if endpoint.top_logprobs > 0 else None,
         )
     raise CallFailed(failures)  # not reached: the loop returns or raises

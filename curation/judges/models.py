@@ -35,6 +35,7 @@ class Judge(models.Model):
     class Mode(models.TextChoices):
         SINGLE = "single", "Single order (random, stored)"
         BOTH = "both", "Both orders (disagreement is a tie)"
+        POINTWISE = "pointwise", "Pointwise (log-probability of 'good' per candidate; needs logprobs)"
 
     name = models.CharField(max_length=100, unique=True)
     base_url = models.URLField(max_length=300, help_text="Up to /v1, e.g. http://127.0.0.1:8011/v1.")
@@ -58,7 +59,7 @@ class Judge(models.Model):
     rate_limit_per_minute = models.PositiveIntegerField(
         default=0, help_text="Requests per minute across all workers (0: no limit)."
     )
-    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SINGLE)
+    mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.SINGLE)
     max_examples = models.PositiveSmallIntegerField(
         default=8,
         validators=[MaxValueValidator(8)],
@@ -89,11 +90,21 @@ class Judge(models.Model):
 
 
 class JudgeCall(models.Model):
-    """One answer of one judge to one prompt (the cache). ``choice`` is in shown positions ("1", "2", "tie")."""
+    """One answer of one judge to one prompt (the cache). ``choice`` is in shown positions ("1", "2", "tie").
+
+    Kinds: ``pair`` (which candidate is better; ``order`` AB/BA), ``pointwise`` (is candidate ``order``
+    = A or B good; ``score`` = log-odds of "good" from the server's logprobs), ``attributes`` (the
+    five attributes proposed for an unlabelled pair; ``raw`` holds the answer).
+    """
 
     class Status(models.TextChoices):
         OK = "ok", "Answered"
         UNPARSED = "unparsed", "Answer not readable"
+
+    class Kind(models.TextChoices):
+        PAIR = "pair", "Pairwise choice"
+        POINTWISE = "pointwise", "Pointwise score"
+        ATTRIBUTES = "attributes", "Attribute proposal"
 
     judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="calls")
     pair = models.ForeignKey("annotation.Pair", null=True, on_delete=models.SET_NULL, related_name="+")
@@ -102,6 +113,8 @@ class JudgeCall(models.Model):
     order = models.CharField(max_length=2)
     sample_index = models.PositiveSmallIntegerField(default=0)
     n_examples = models.PositiveSmallIntegerField(default=0)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.PAIR)
+    score = models.FloatField(null=True, blank=True, help_text="Pointwise: log P(good) − log P(bad).")
     status = models.CharField(max_length=16, choices=Status.choices)
     raw = models.TextField(blank=True)
     choice = models.CharField(max_length=4, blank=True)

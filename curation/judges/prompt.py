@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -323,3 +324,129 @@ def parse_judgement(content: str) -> Judgement:
     if len(named) == 2:
         return Judgement(error="the answer names both candidates without a choice")
     return Judgement(error="no choice found in the answer")
+
+
+# --- pointwise mode (small local models with logprobs) ------------------------------------------
+
+#: The answer words whose first-token log-probability scores a candidate in pointwise mode.
+GOOD_WORDS = ("good", "yes")
+BAD_WORDS = ("bad", "no")
+POINTWISE_SYSTEM_PROMPT = (
+    "You are an expert judge of AI assistant responses. Given a conversation and one candidate final "
+    "response, say whether it is a good reply to the last user turn, following the guideline: helpful, "
+    "correct, safe and doing what the user asked."
+)
+POINTWISE_INSTRUCTION = "Is this response good or bad? Answer with one word: good or bad."
+
+
+def build_pointwise_messages(
+    *,
+    guideline: str,
+    examples: Sequence[Example],
+    target: PairText,
+    candidate: str,
+    target_attributes: dict[str, Any] | None = None,
+) -> list[dict[str, str]]:
+    """The messages asking whether ``target``'s response ``candidate`` (A or B) is good, alone.
+
+    Each example shows its verified better response as "good" and the other as "bad" (the pair's
+    label, turned into two single-response lessons). No position is shown, so there is none to prefer.
+    """
+    if candidate not in (A, B):
+        raise ValueError(f"candidate must be 'A' or 'B', got {candidate!r}")
+    if len(examples) > MAX_EXAMPLES:
+        raise ValueError(f"at most {MAX_EXAMPLES} examples, got {len(examples)}")
+    parts: list[str] = []
+    rules = strip_tool_parts(guideline or "")
+    if rules:
+        parts.append(f"## Guideline\n{rules}")
+    for number, example in enumerate(examples, start=1):
+        better, worse = (
+            (example.pair.response_a, example.pair.response_b)
+            if example.side == A
+            else (example.pair.response_b, example.pair.response_a)
+        )
+        # Which of the two lessons comes first is the example's stored order, so examples teach no position.
+        lessons = [(better, "good"), (worse, "bad")] if example.order == "AB" else [(worse, "bad"), (better, "good")]
+        shown_lessons = "\n\n".join(f"### Response\n{text}\n\n### Answer\n{word}" for text, word in lessons)
+        parts.append(
+            f"## Example {number} (verified by human annotators)\n### Conversation\n"
+            f"{_transcript(example.pair.conversation)}\n\n{shown_lessons}"
+        )
+    attrs = _attributes_text(target_attributes or {})
+    response = target.response_a if candidate == A else target.response_b
+    parts.append(
+        "## The response to judge\n"
+        + (f"Attributes:\n{attrs}\n\n" if attrs else "")
+        + f"### Conversation\n{_transcript(target.conversation)}\n\n### Response\n{response}\n\n{POINTWISE_INSTRUCTION}"
+    )
+    return [{"role": "system", "content": POINTWISE_SYSTEM_PROMPT}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+@dataclass(frozen=True)
+class PointwiseScore:
+    """A candidate's score: log P(a "good" word) at the first answer token, and log P(a "bad" word).
+
+    ``bounded``: the word was not among the server's top log-probabilities, so its value is the
+    smallest one listed (an upper bound). ``score`` is log P(good) − log P(bad): the log-odds.
+    """
+
+    logp_good: float
+    logp_bad: float
+    bounded: bool = False
+
+    @property
+    def score(self) -> float:
+        return self.logp_good - self.logp_bad
+
+
+def _word_logprob(top: dict[str, float], words: Sequence[str]) -> float | None:
+    found = [lp for token, lp in top.items() if token.strip().lower() in words]
+    if not found:
+        return None
+    # Several spellings of the same word (" good", "Good"): their probabilities add up.
+    peak = max(found)
+    return peak + math.log(sum(math.exp(lp - peak) for lp in found))
+
+
+def top_logprobs_of(payload: dict[str, Any]) -> dict[str, float] | None:
+    """The first answer token's top log-probabilities from a chat completion, or None when it has none.
+
+    Reads OpenAI's ``choices[0].logprobs.content[0].top_logprobs`` (a list of ``{token, logprob}``)
+    and the older completions shape ``choices[0].logprobs.top_logprobs[0]`` (a ``{token: logprob}`` map).
+    """
+    try:
+        logprobs = payload["choices"][0].get("logprobs")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    if not isinstance(logprobs, dict):
+        return None
+    content = logprobs.get("content")
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        entries = content[0].get("top_logprobs") or []
+        top = {
+            str(e["token"]): float(e["logprob"])
+            for e in entries
+            if isinstance(e, dict) and "token" in e and isinstance(e.get("logprob"), int | float)
+        }
+        if not top and isinstance(content[0].get("logprob"), int | float):
+            top = {str(content[0].get("token", "")): float(content[0]["logprob"])}
+        return top or None
+    legacy = logprobs.get("top_logprobs")
+    if isinstance(legacy, list) and legacy and isinstance(legacy[0], dict):
+        return {str(k): float(v) for k, v in legacy[0].items() if isinstance(v, int | float)} or None
+    return None
+
+
+def pointwise_score(top: dict[str, float]) -> PointwiseScore:
+    """Score one candidate from the first token's top log-probabilities (see :class:`PointwiseScore`)."""
+    if not top:
+        raise ValueError("no log-probabilities to score")
+    floor = min(top.values())
+    good = _word_logprob(top, GOOD_WORDS)
+    bad = _word_logprob(top, BAD_WORDS)
+    return PointwiseScore(
+        logp_good=good if good is not None else floor,
+        logp_bad=bad if bad is not None else floor,
+        bounded=good is None or bad is None,
+    )

@@ -107,7 +107,9 @@ def judge_quality(project: Project) -> list[JudgeQuality]:
     quality = []
     for judge in Judge.objects.order_by("name"):
         rows = [(result, gold[pid]) for (jid, pid), result in latest.items() if jid == str(judge.pk)]
-        answers = JudgeCall.objects.filter(judge=judge, pair_id__in=list(gold), status=JudgeCall.Status.OK)
+        answers = JudgeCall.objects.filter(
+            judge=judge, pair_id__in=list(gold), status=JudgeCall.Status.OK, kind=JudgeCall.Kind.PAIR
+        )
         bias = voting.position_bias((c.pair_id, c.order, c.choice) for c in answers.only("pair_id", "order", "choice"))
         quality.append(JudgeQuality(judge, voting.agreement(rows), bias))
     return quality

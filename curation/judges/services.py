@@ -88,16 +88,33 @@ def judge_api_key(judge: Judge) -> str:
     return judge.api_key
 
 
+#: Pointwise mode asks for one token and this many of its most likely alternatives' log-probabilities.
+POINTWISE_TOP_LOGPROBS = 20
+NO_LOGPROBS = (
+    "the server returned no logprobs, which pointwise mode needs (vLLM, llama-server and OpenAI send "
+    "them; transformers serve does not): use a pairwise mode for this judge, or a server that sends logprobs"
+)
+
+
+def is_pointwise(judge: Judge) -> bool:
+    return judge.mode == Judge.Mode.POINTWISE
+
+
 def judge_endpoint(judge: Judge) -> client.Endpoint:
-    """The judge as the HTTP client sees it (key resolved now, never stored elsewhere)."""
+    """The judge as the HTTP client sees it (key resolved now, never stored elsewhere).
+
+    Pointwise judges ask for one token with its top log-probabilities.
+    """
+    pointwise = is_pointwise(judge)
     return client.Endpoint(
         base_url=judge.base_url,
         model=judge.model,
         api_key=judge_api_key(judge),
         response_format=judge.response_format,
         temperature=judge.temperature,
-        max_tokens=judge.max_tokens,
+        max_tokens=1 if pointwise else judge.max_tokens,
         timeout=judge.timeout_s,
+        top_logprobs=POINTWISE_TOP_LOGPROBS if pointwise else 0,
     )
 
 
@@ -138,6 +155,8 @@ def judge_test_connection(*, judge: Judge) -> ConnectionCheck:
         endpoint = judge_endpoint(judge)
     except ValidationError as exc:
         return ConnectionCheck(False, "; ".join(exc.messages))
+    if is_pointwise(judge):
+        return _test_pointwise(endpoint)
     messages = prompt.build_messages(guideline="", examples=[], target=TEST_PAIR, order="AB")
     try:
         reply = client.call(endpoint, messages, policy=client.RetryPolicy(retries=0))
@@ -150,6 +169,24 @@ def judge_test_connection(*, judge: Judge) -> ConnectionCheck:
         )
     verdict = "chose the right answer" if judgement.choice == prompt.CHOICE_1 else "answered (not the right one)"
     return ConnectionCheck(True, f"connected; the model {verdict}", reply.latency_ms, reply.content[:500])
+
+
+def _test_pointwise(endpoint: client.Endpoint) -> ConnectionCheck:
+    scores = {}
+    latency = 0
+    for side in ("A", "B"):
+        messages = prompt.build_pointwise_messages(guideline="", examples=[], target=TEST_PAIR, candidate=side)
+        try:
+            reply = client.call(endpoint, messages, policy=client.RetryPolicy(retries=0))
+        except client.CallFailed as exc:
+            return ConnectionCheck(False, str(exc))
+        latency += reply.latency_ms
+        if reply.top_logprobs is None:
+            return ConnectionCheck(False, NO_LOGPROBS, latency, reply.content[:500])
+        scores[side] = prompt.pointwise_score(reply.top_logprobs).score
+    verdict = "scored the right answer higher" if scores["A"] > scores["B"] else "answered (not the right one)"
+    shown = f"log-odds of good: A {scores['A']:.2f}, B {scores['B']:.2f}"
+    return ConnectionCheck(True, f"connected; the model {verdict} ({shown})", latency)
 
 
 # --- global rate limiter -------------------------------------------------------------------------
@@ -277,6 +314,7 @@ class CallSpec:
     prompt_hash: str
     cache_key: str
     n_examples: int
+    kind: str = JudgeCall.Kind.PAIR
 
 
 def cache_key(prompt_hash: str, parameters: dict[str, Any], sample_index: int) -> str:
@@ -319,6 +357,31 @@ def _specs_for(
         ids = pick_examples(pool.retriever, query, k, exclude={pair.pk}) if pool.retriever and k else []
         examples = [pool.examples[i] for i in ids]
         parameters = judge_endpoint_parameters(judge)
+        if is_pointwise(judge):
+            # Each candidate alone, once (a deterministic score: samples and orders add nothing).
+            for side in ("A", "B"):
+                messages = prompt.build_pointwise_messages(
+                    guideline=guideline,
+                    examples=examples,
+                    target=target,
+                    candidate=side,
+                    target_attributes=target_attributes,
+                )
+                digest = prompt.prompt_hash(messages)
+                specs.append(
+                    CallSpec(
+                        judge=judge,
+                        pair_id=pair.pk,
+                        order=side,
+                        sample_index=0,
+                        messages=messages,
+                        prompt_hash=digest,
+                        cache_key=cache_key(digest, parameters, 0),
+                        n_examples=len(examples),
+                        kind=JudgeCall.Kind.POINTWISE,
+                    )
+                )
+            continue
         for sample in range(judge.samples):
             orders = ("AB", "BA") if both_orders or judge.mode == Judge.Mode.BOTH else None
             for order in orders or (_seeded_order(judge.pk, pair.pk, sample),):
@@ -347,13 +410,16 @@ def _specs_for(
 
 def judge_endpoint_parameters(judge: Judge) -> dict[str, Any]:
     """What besides the prompt shapes an answer (the cache key's parameters; never the key)."""
-    return {
+    parameters: dict[str, Any] = {
         "base_url": judge.base_url.rstrip("/"),
         "model": judge.model,
         "temperature": judge.temperature,
         "max_tokens": judge.max_tokens,
         "response_format": judge.response_format,
     }
+    if is_pointwise(judge):
+        parameters.update(max_tokens=1, top_logprobs=POINTWISE_TOP_LOGPROBS, mode="pointwise")
+    return parameters
 
 
 def _vote_of(call: JudgeCall) -> voting.Vote:
@@ -363,6 +429,8 @@ def _vote_of(call: JudgeCall) -> voting.Vote:
 
 
 def _store_answer(spec: CallSpec, reply: client.Reply) -> JudgeCall:
+    if spec.kind == JudgeCall.Kind.POINTWISE:
+        return _save_call(_pointwise_call(spec, reply))
     judgement = prompt.parse_judgement(reply.content)
     side = prompt.choice_to_side(judgement.choice, spec.order) if judgement.ok else ""
     call = JudgeCall(
@@ -384,12 +452,40 @@ def _store_answer(spec: CallSpec, reply: client.Reply) -> JudgeCall:
         completion_tokens=reply.completion_tokens,
         attempts=len(reply.failures) + 1,
     )
+    return _save_call(call)
+
+
+def _save_call(call: JudgeCall) -> JudgeCall:
     try:
         with transaction.atomic():
             call.save()
     except IntegrityError:  # another worker answered the same question first: its answer is the cache
-        return JudgeCall.objects.get(cache_key=spec.cache_key)
+        return JudgeCall.objects.get(cache_key=call.cache_key)
     return call
+
+
+def _pointwise_call(spec: CallSpec, reply: client.Reply) -> JudgeCall:
+    """A pointwise answer (its logprobs are known to be there): the score and the top tokens, as raw."""
+    top = reply.top_logprobs or {}
+    scored = prompt.pointwise_score(top)
+    return JudgeCall(
+        judge=spec.judge,
+        pair_id=spec.pair_id,
+        cache_key=spec.cache_key,
+        prompt_hash=spec.prompt_hash,
+        order=spec.order,
+        sample_index=spec.sample_index,
+        n_examples=spec.n_examples,
+        kind=JudgeCall.Kind.POINTWISE,
+        score=scored.score,
+        status=JudgeCall.Status.OK,
+        raw=json.dumps({"content": reply.content[:200], "top_logprobs": top}, ensure_ascii=False)[:20_000],
+        parse_error="good or bad not among the top tokens; bounded" if scored.bounded else "",
+        latency_ms=reply.latency_ms,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        attempts=len(reply.failures) + 1,
+    )
 
 
 def _store_failures(spec: CallSpec, failures: Sequence[client.Attempt]) -> None:
@@ -463,6 +559,14 @@ def _run_calls(
                     continue
                 if reply.failures:
                     _store_failures(spec, reply.failures)
+                if spec.kind == JudgeCall.Kind.POINTWISE and reply.top_logprobs is None:
+                    # Said plainly, never a silent fallback to reading the text; retrying cannot fix it.
+                    missing = client.Attempt(NO_LOGPROBS, None, False, reply.latency_ms)
+                    _store_failures(spec, [missing])
+                    found[spec.cache_key] = client.CallFailed([missing])
+                    stats.failed += 1
+                    stats.last_error = NO_LOGPROBS
+                    continue
                 found[spec.cache_key] = _store_answer(spec, reply)
     return found
 
@@ -509,6 +613,11 @@ def pairs_judge(
         unfinished = False
         for judge in judges:
             specs = [s for s in specs_by_pair[pair.pk] if s.judge.pk == judge.pk]
+            if is_pointwise(judge):
+                outcome, transient = _pointwise_outcome(specs, answers)
+                per_judge[judge.pk] = outcome
+                unfinished = unfinished or transient
+                continue
             votes: dict[str, list[voting.Vote]] = {"AB": [], "BA": [], "any": []}
             for spec in specs:
                 answer = answers[spec.cache_key]
@@ -527,6 +636,21 @@ def pairs_judge(
                 per_judge[judge.pk] = voting.judge_vote(votes["any"])
         results[pair.pk] = PairResult(voting.panel_vote(list(per_judge.values())), per_judge, unfinished)
     return results
+
+
+def _pointwise_outcome(
+    specs: Sequence[CallSpec], answers: dict[str, JudgeCall | client.CallFailed]
+) -> tuple[voting.Outcome, bool]:
+    """A pointwise judge's outcome from its scores of A and B, and whether a failure was transient."""
+    scores: dict[str, float] = {}
+    for spec in specs:
+        answer = answers[spec.cache_key]
+        if isinstance(answer, client.CallFailed):
+            return voting.Outcome(voting.FAILED, counts={voting.FAILED: 1}, reason=str(answer)[:200]), answer.transient
+        if answer.score is None:
+            return voting.Outcome(voting.FAILED, counts={voting.FAILED: 1}, reason="no score stored"), False
+        scores[spec.order] = answer.score
+    return voting.pointwise_vote(scores["A"], scores["B"]), False
 
 
 def judges_enabled() -> list[Judge]:

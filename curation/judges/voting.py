@@ -129,6 +129,32 @@ def panel_vote(outcomes: Sequence[Outcome]) -> Outcome:
     return Outcome(result, _strength_of(votes, result), counts)
 
 
+# --- pointwise mode ---------------------------------------------------------------------------------
+
+#: Log-odds differences (nats) below which two pointwise scores are a tie, and from which "clearly".
+POINTWISE_TIE_MARGIN = 0.05
+POINTWISE_CLEAR_MARGIN = 1.0
+
+
+def pointwise_vote(
+    score_a: float,
+    score_b: float,
+    *,
+    tie_margin: float = POINTWISE_TIE_MARGIN,
+    clear_margin: float = POINTWISE_CLEAR_MARGIN,
+) -> Outcome:
+    """One judge's outcome from its pointwise scores of A and B (log-odds of "good"): the higher wins.
+
+    A difference below ``tie_margin`` is a tie; from ``clear_margin`` on, ``clearly``.
+    """
+    diff = score_a - score_b
+    counts = {"A": 1} if diff > 0 else {"B": 1} if diff < 0 else {TIE: 1}
+    if abs(diff) < tie_margin:
+        return Outcome(TIE, counts={TIE: 1}, reason=f"scores within {tie_margin:g} (A {score_a:.3f}, B {score_b:.3f})")
+    side = A if diff > 0 else B
+    return Outcome(side, CLEARLY if abs(diff) >= clear_margin else SLIGHTLY, counts)
+
+
 # --- position bias ---------------------------------------------------------------------------------
 
 
