@@ -101,12 +101,24 @@ def load_reward_model(
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     model.config.pad_token_id = tokenizer.pad_token_id
+    keep_eos_trainable(model, tokenizer)
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if hasattr(model.config, "use_cache"):
         model.config.use_cache = False
     model.to(pick_device(device))
     return model, tokenizer
+
+
+def keep_eos_trainable(model: Any, tokenizer: Any) -> None:
+    """When the pad token is the EOS token (decoders shipped without a pad token), the embedding must not treat it
+    as padding: EOS ends every response and is where the reward is read. ``nn.Embedding(padding_idx=...)`` would
+    zero its gradient, and a checkpoint saved with ``pad_token_id = eos`` would build its embedding that way on
+    reload, so a resumed run would train differently from an uninterrupted one."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    embedding = model.get_input_embeddings()
+    if eos is not None and tokenizer.pad_token_id == eos and getattr(embedding, "padding_idx", None) == eos:
+        embedding.padding_idx = None
 
 
 def compute_rewards(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

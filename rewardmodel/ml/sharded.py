@@ -171,7 +171,7 @@ def load_skeleton(
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from rewardmodel.ml.modeling import load_tokenizer, quiet_transformers
+    from rewardmodel.ml.modeling import keep_eos_trainable, load_tokenizer, quiet_transformers
 
     kwargs: dict[str, Any] = {}
     if attn_implementation:
@@ -183,4 +183,6 @@ def load_skeleton(
         model.to(torch.bfloat16)
     if hasattr(model.config, "use_cache"):
         model.config.use_cache = False
-    return model, load_tokenizer(checkpoint_dir)
+    tokenizer = load_tokenizer(checkpoint_dir)
+    keep_eos_trainable(model, tokenizer)
+    return model, tokenizer
