@@ -294,3 +294,30 @@ def test_missing_models_and_bad_settings_are_named(project: Any, pool: dict[str,
         engine.stage2_run_create(project=project, enqueue=False)
     assert "gold_model" in err.value.message_dict
     assert not Stage2Run.objects.exists()
+
+
+def test_category_comes_from_the_pair_attribute_else_its_subset(project: Any, pool: dict[str, Any]) -> None:
+    first, second = pool["pairs"][0], pool["pairs"][1]
+    first.metadata = {"attributes": {"task_category": "coding"}}
+    first.save()
+    second.subset = "summaries"
+    second.save()
+    run = engine.stage2_run_create(project=project, enqueue=False)
+    run_all(run)
+    run.refresh_from_db()
+    by_category = run.summary["by_category"]
+    assert by_category["coding"] == {"kept": 1} and by_category["summaries"] == {"kept": 1}
+    assert sum(sum(row.values()) for row in by_category.values()) == 12
+
+
+def test_a_finaliser_that_died_is_taken_over_once_stale(project: Any, pool: dict[str, Any]) -> None:
+    run = engine.stage2_run_create(project=project, enqueue=False)
+    shard = run.shards.get()
+    attempt = jobs.claim(SHARD, shard.pk)
+    assert attempt is not None
+    jobs.finish(SHARD, shard.pk, attempt, "done")  # no results: simulate a finaliser killed mid-way
+    Stage2Run.objects.filter(pk=run.pk).update(status="finalising", finalising_at=timezone.now())
+    assert engine.stage2_finalise(run_id=run.pk) is None  # a live finaliser is left alone
+    Stage2Run.objects.filter(pk=run.pk).update(finalising_at=timezone.now() - timezone.timedelta(hours=1))
+    closed = engine.stage2_finalise(run_id=run.pk)
+    assert closed is not None and closed.status == "done" and closed.dataset_version_id is None
