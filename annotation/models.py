@@ -186,6 +186,10 @@ class Pair(models.Model):
     n_submitted = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Attributes an LLM proposed for this unlabelled pair (annotation/proposals.py): the five
+    # attributes plus "source" and "proposed_at"; pre-filled, marked as a proposal, on the labelling page.
+    attribute_proposal = models.JSONField(null=True, blank=True)
+
     class Meta:
         ordering = ["id"]
         constraints = [
@@ -290,6 +294,8 @@ class Annotation(models.Model):
     desired_attributes = models.JSONField(default=list, blank=True)
     guideline = models.TextField(blank=True)
     rationale = models.TextField()
+    # When the pair carried an LLM proposal: per attribute, what was proposed, what was submitted, accepted.
+    proposal_review = models.JSONField(null=True, blank=True)
     time_spent_ms = models.PositiveIntegerField(help_text="Active time on the page, as measured in the browser.")
     wall_time_ms = models.PositiveIntegerField(help_text="Claim to submit, as measured on the server.")
     submitted_at = models.DateTimeField()

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Exists, OuterRef, When
 from django.utils import timezone
 
-from annotation import checks, preference
+from annotation import checks, preference, proposals
 from annotation.importing import ImportResult, ImportValidationError, pairs_import
 from annotation.jobs import IMPORT
 from annotation.models import (
@@ -549,6 +549,8 @@ def annotation_submit(
             wall_time_ms=wall_ms,
             submitted_at=now,
         )
+        # An LLM's attribute proposal on the pair: record what the annotator kept and what they changed.
+        annotation.proposal_review = proposals.proposal_review_of(pair.attribute_proposal, _label_values(annotation))
         annotation.full_clean(exclude=["assignment", "pair", "annotator"])
         annotation.save()
         if assignment.kind == Assignment.Kind.QUALIFICATION:
@@ -641,8 +643,12 @@ def annotation_edit(
         after = _label_values(annotation)
         if after == before:
             return None
+        # Reviewed again against the same proposal (what the annotator changed, as of now).
+        annotation.proposal_review = proposals.proposal_review_of(
+            proposals.proposed_values(annotation.proposal_review), after
+        )
         annotation.full_clean(exclude=["assignment", "pair", "annotator"])
-        annotation.save(update_fields=list(EDITABLE_LABEL_FIELDS))
+        annotation.save(update_fields=[*EDITABLE_LABEL_FIELDS, "proposal_review"])
         revision = AnnotationRevision.objects.create(
             annotation=annotation,
             editor=annotator,

@@ -44,6 +44,7 @@ from annotation.forms import (
 )
 from annotation.models import Annotation, Assignment, ImportBatch, Pair, Project, Role
 from annotation.preference import canonical_to_shown, responses_in_order
+from annotation.proposals import proposal_initial
 from annotation.roles import is_admin, is_annotator, is_lead, user_roles
 from annotation.services import (
     AnnotationInput,
@@ -391,7 +392,9 @@ def _label_next(
         assignment = assignment_claim_next(project=project, annotator=request.user)
     except ServiceError as exc:
         return _label_render(request, project, None, None, error=_sentence(str(exc)), claim_failed=True)
-    form = LabelForm(initial={"assignment": assignment.pk}, project=project) if assignment else None
+    # An LLM's attribute proposal on the pair is pre-filled (and marked as a proposal on the page).
+    initial = {"assignment": assignment.pk, **proposal_initial(assignment.pair)} if assignment else {}
+    form = LabelForm(initial=initial, project=project) if assignment else None
     return _label_render(
         request, project, assignment, form, notice=notice, error=error, saved_annotation_id=saved_annotation_id
     )
@@ -444,6 +447,7 @@ def _label_render(
         conversation = list(pair.conversation or [])
         context.update(
             {
+                "proposal": pair.attribute_proposal if editing is None else None,
                 "pair": pair,
                 "turns": conversation,
                 "n_turns": len(conversation),

@@ -15,6 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from annotation.models import Project
+from annotation.proposals import proposal_acceptance, proposal_counts
 from annotation.services import ServiceError
 from curation.access import HtmxHttpRequest, lead_view
 from curation.dashboard import dashboard as dashboard_get
@@ -28,7 +29,14 @@ from curation.models import BatchGate
 @require_GET
 def dashboard(request: HtmxHttpRequest, project: Project) -> HttpResponse:
     """Agreement per dimension, per batch (flagged badge) and per annotator, with charts over time."""
-    context = {"project": project, "board": dashboard_get(project), "accept_form": BatchAcceptForm()}
+    context = {
+        "project": project,
+        "board": dashboard_get(project),
+        "accept_form": BatchAcceptForm(),
+        # LLM attribute proposals (issue 12): how often annotators kept each proposed attribute.
+        "proposal_rates": proposal_acceptance(project),
+        "proposal_counts": proposal_counts(project),
+    }
     if request.htmx:
         return render(request, "curation/partials/dashboard_body.html", context)
     return render(request, "curation/project_dashboard.html", context)

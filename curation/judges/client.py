@@ -96,8 +96,13 @@ class RetryPolicy:
         return backoff
 
 
-def request_body(endpoint: Endpoint, messages: list[dict[str, str]]) -> dict[str, Any]:
-    """The chat-completions body for one judge call (structured output in the endpoint's dialect)."""
+def request_body(
+    endpoint: Endpoint, messages: list[dict[str, str]], schema: tuple[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The chat-completions body for one judge call (structured output in the endpoint's dialect).
+
+    ``schema``: (name, JSON schema) of the answer; default the pairwise choice (:data:`ANSWER_SCHEMA`).
+    """
     body: dict[str, Any] = {
         "model": endpoint.model,
         "messages": messages,
@@ -109,7 +114,8 @@ def request_body(endpoint: Endpoint, messages: list[dict[str, str]]) -> dict[str
         body["logprobs"] = True
         body["top_logprobs"] = endpoint.top_logprobs
         return body
-    response_format = response_format_field(endpoint.response_format, "judge_choice", ANSWER_SCHEMA)
+    name, answer_schema = schema or ("judge_choice", ANSWER_SCHEMA)
+    response_format = response_format_field(endpoint.response_format, name, answer_schema)
     if response_format is not None:
         body["response_format"] = response_format
     return body
@@ -129,6 +135,7 @@ def call(
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
     before_attempt: Callable[[], None] | None = None,
+    schema: tuple[str, dict[str, Any]] | None = None,
 ) -> Reply:
     """Ask once (retrying transient errors); return the :class:`Reply` or raise :class:`CallFailed`.
 
@@ -146,7 +153,7 @@ def call(
         max_tokens=endpoint.max_tokens,
         temperature=endpoint.temperature,
     )
-    body = request_body(endpoint, messages)
+    body = request_body(endpoint, messages, schema)
     failures: list[Attempt] = []
     for attempt in range(policy.retries + 1):
         if before_attempt is not None:

@@ -173,9 +173,10 @@ class JudgeRun(models.Model):
         ASK = "ask", "A lead asked about a pair"
         SILVER = "silver", "Label pairs for D_silver"
         EVAL = "eval", "Agreement with D_gold (held-out slice, both orders)"
+        ATTRIBUTES = "attributes", "Propose the five attributes for unlabelled pairs"
 
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+")
-    purpose = models.CharField(max_length=8, choices=Purpose.choices)
+    purpose = models.CharField(max_length=12, choices=Purpose.choices)
     judges = models.ManyToManyField(Judge, related_name="runs")
     n_pairs = models.PositiveIntegerField(default=0)
     write_verdicts = models.BooleanField(default=False, help_text="Decided outcomes become D_silver judge verdicts.")
@@ -219,11 +220,14 @@ class JudgeShard(JobFields):
 
 
 class JudgeOutcome(models.Model):
-    """The panel's outcome for one pair in one run; ``per_judge``: {judge id: outcome dict}."""
+    """The panel's outcome for one pair in one run; ``per_judge``: {judge id: outcome dict}.
+
+    ``result``: A, B, tie or failed; in an attribute-proposal run, ``proposed`` or failed.
+    """
 
     run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="outcomes")
     pair = models.ForeignKey("annotation.Pair", on_delete=models.CASCADE, related_name="+")
-    result = models.CharField(max_length=8, help_text="A, B, tie or failed.")
+    result = models.CharField(max_length=8, help_text="A, B, tie, failed, or proposed (attribute runs).")
     strength = models.CharField(max_length=8, blank=True)
     per_judge = models.JSONField(default=dict)
     reason = models.CharField(max_length=200, blank=True)
@@ -233,7 +237,9 @@ class JudgeOutcome(models.Model):
         ordering = ["pair_id"]
         constraints = [
             models.UniqueConstraint(fields=["run", "pair"], name="judgeoutcome_one_per_run_pair"),
-            models.CheckConstraint(condition=Q(result__in=["A", "B", "tie", "failed"]), name="judgeoutcome_result"),
+            models.CheckConstraint(
+                condition=Q(result__in=["A", "B", "tie", "failed", "proposed"]), name="judgeoutcome_result"
+            ),
         ]
 
     def __str__(self) -> str:

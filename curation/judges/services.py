@@ -315,6 +315,9 @@ class CallSpec:
     cache_key: str
     n_examples: int
     kind: str = JudgeCall.Kind.PAIR
+    # Attribute proposals: the answer's schema, and a reader saying whether an answer is readable ("" = yes).
+    schema: tuple[str, dict[str, Any]] | None = None
+    check: Callable[[str], str] | None = None
 
 
 def cache_key(prompt_hash: str, parameters: dict[str, Any], sample_index: int) -> str:
@@ -431,6 +434,26 @@ def _vote_of(call: JudgeCall) -> voting.Vote:
 def _store_answer(spec: CallSpec, reply: client.Reply) -> JudgeCall:
     if spec.kind == JudgeCall.Kind.POINTWISE:
         return _save_call(_pointwise_call(spec, reply))
+    if spec.kind == JudgeCall.Kind.ATTRIBUTES:
+        error = spec.check(reply.content) if spec.check is not None else ""
+        return _save_call(
+            JudgeCall(
+                judge=spec.judge,
+                pair_id=spec.pair_id,
+                cache_key=spec.cache_key,
+                prompt_hash=spec.prompt_hash,
+                order="",
+                sample_index=0,
+                kind=JudgeCall.Kind.ATTRIBUTES,
+                status=JudgeCall.Status.UNPARSED if error else JudgeCall.Status.OK,
+                raw=reply.content[:20_000],
+                parse_error=error[:200],
+                latency_ms=reply.latency_ms,
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
+                attempts=len(reply.failures) + 1,
+            )
+        )
     judgement = prompt.parse_judgement(reply.content)
     side = prompt.choice_to_side(judgement.choice, spec.order) if judgement.ok else ""
     call = JudgeCall(
@@ -546,7 +569,9 @@ def _run_calls(
                 wait = rate_slot(judge_id=judge.pk, per_minute=judge.rate_limit_per_minute)
                 if wait:
                     time.sleep(wait)
-                futures.append((spec, pool.submit(client.call, endpoint, spec.messages, policy=policy)))
+                futures.append(
+                    (spec, pool.submit(client.call, endpoint, spec.messages, policy=policy, schema=spec.schema))
+                )
             for spec, future in futures:
                 stats.calls += 1
                 try:
@@ -776,6 +801,20 @@ def _write_outcome(run: JudgeRun, pair: Pair, result: PairResult) -> None:
             )
 
 
+def _proposal_as_result(result: Any) -> PairResult:
+    """An attribute proposal as a shard's pair result: ``proposed`` or ``failed`` (with the reason)."""
+    per_judge = {
+        jid: voting.Outcome(voting.FAILED, reason=d["reason"]) if d["result"] == "failed" else _PROPOSED
+        for jid, d in result.per_judge.items()
+    }
+    outcome = _PROPOSED if result.values is not None else voting.Outcome(voting.FAILED, reason=result.reason)
+    return PairResult(outcome, per_judge, result.unfinished)
+
+
+#: The outcome row of a pair whose attributes were proposed (attribute runs write no sides).
+_PROPOSED = voting.Outcome("proposed")
+
+
 def judge_shard_run(
     *,
     shard_id: int,
@@ -801,20 +840,27 @@ def judge_shard_run(
         with jobs.beating(SHARD, shard_id, attempt):
             if not panel:
                 raise ValidationError("every judge of this run is disabled or deleted")
-            pool = example_pool_build(project=run.project)
+            # Attribute proposals show no examples: no retriever to build (nor an encoder to load).
+            pool = example_pool_build(project=run.project) if run.purpose != JudgeRun.Purpose.ATTRIBUTES else None
             done_ids = set(run.outcomes.filter(pair_id__in=shard.pair_ids).values_list("pair_id", flat=True))
             todo = [pid for pid in shard.pair_ids if pid not in done_ids]
             for start in range(0, len(todo), chunk):
                 pairs = list(Pair.objects.filter(pk__in=todo[start : start + chunk]).select_related("project"))
                 chunk_stats = EngineStats()
-                results = pairs_judge(
-                    pairs=pairs,
-                    judges=panel,
-                    both_orders=run.force_both_orders,
-                    pool=pool,
-                    policy=policy,
-                    stats=chunk_stats,
-                )
+                if run.purpose == JudgeRun.Purpose.ATTRIBUTES:
+                    from curation.judges.proposals import pairs_propose_attributes
+
+                    proposed = pairs_propose_attributes(pairs=pairs, judges=panel, policy=policy, stats=chunk_stats)
+                    results = {pid: _proposal_as_result(r) for pid, r in proposed.items()}
+                else:
+                    results = pairs_judge(
+                        pairs=pairs,
+                        judges=panel,
+                        both_orders=run.force_both_orders,
+                        pool=pool,
+                        policy=policy,
+                        stats=chunk_stats,
+                    )
                 stats.calls += chunk_stats.calls
                 stats.failed += chunk_stats.failed
                 stats.last_error = chunk_stats.last_error or stats.last_error

@@ -113,6 +113,21 @@ def judge_eval_start(request: HtmxHttpRequest, project: Project) -> HttpResponse
 
 @lead_view
 @require_POST
+def attributes_propose_start(request: HtmxHttpRequest, project: Project) -> HttpResponse:
+    """A lead asks the judges to propose attributes for the project's unlabelled pairs."""
+    from curation.judges.proposals import attribute_proposals_create
+
+    try:
+        run = attribute_proposals_create(project=project, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.success(request, f"Proposing attributes for {run.n_pairs} unlabelled pairs.")
+    return redirect("judges:project", project_id=project.pk)
+
+
+@lead_view
+@require_POST
 def judge_ask_view(request: HtmxHttpRequest, project: Project, pair_id: int) -> HttpResponse:
     pair = Pair.objects.filter(project=project, pk=pair_id).first()
     if pair is None:
