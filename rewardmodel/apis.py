@@ -115,6 +115,8 @@ class TrainingJobOutputSerializer(serializers.Serializer):
     curve = CurvePointOutputSerializer(many=True, help_text="One point per logged step, oldest first.")
     error = serializers.CharField()
     device = serializers.CharField()
+    processes = serializers.IntegerField(help_text="Training processes (one per GPU).")
+    accelerator = serializers.ChoiceField(choices=TrainingJob.Accelerator.choices)
     cancel_requested = serializers.BooleanField()
     resumable = serializers.BooleanField()
     attempts = serializers.IntegerField()
@@ -195,6 +197,9 @@ class TrainingConfigInputSerializer(serializers.Serializer):
     save_every = serializers.IntegerField(required=False, min_value=0)
     bf16 = serializers.BooleanField(required=False, help_text="On CUDA only.")
     gradient_checkpointing = serializers.BooleanField(required=False)
+    parallelism = serializers.ChoiceField(
+        choices=["ddp", "fsdp"], required=False, help_text="fsdp shards the model over the processes (FSDP2)."
+    )
 
     CONFIG_FIELDS = (
         "learning_rate",
@@ -209,6 +214,7 @@ class TrainingConfigInputSerializer(serializers.Serializer):
         "save_every",
         "bf16",
         "gradient_checkpointing",
+        "parallelism",
     )
 
     class Meta:
@@ -240,6 +246,16 @@ class TrainingJobListApi(AdminApi):
         train_data_id = serializers.IntegerField(required=False, help_text="…or a registered data file's id.")
         eval_file = serializers.FileField(required=False, help_text="D_gold: picks the best checkpoint.")
         eval_data_id = serializers.IntegerField(required=False)
+        processes = serializers.IntegerField(
+            required=False,
+            default=1,
+            min_value=1,
+            max_value=TrainingJob.MAX_PROCESSES,
+            help_text="Training processes on the worker, one per GPU; a worker with fewer GPUs refuses the job.",
+        )
+        accelerator = serializers.ChoiceField(
+            choices=TrainingJob.Accelerator.choices, required=False, default=TrainingJob.Accelerator.AUTO
+        )
 
         class Meta:
             ref_name = "TrainingJobLaunch"
@@ -305,6 +321,8 @@ class TrainingJobListApi(AdminApi):
             base_model=data["base_model"],
             config=TrainingConfigInputSerializer.config_of(data),
             created_by=request.user,
+            processes=data["processes"],
+            accelerator=data["accelerator"],
         )
         url = job_status_url(request, job)
         payload = {"id": job.pk, "status": job.status, "status_url": url}

@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 
-from rewardmodel.models import DatasetFile, ModelVersion
+from rewardmodel.models import DatasetFile, ModelVersion, TrainingJob
 from rewardmodel.presets import CUSTOM, PRESET_LABELS, PRESETS, preset_config
 from rewardmodel.services import base_model_choices
 from rewardmodel.sources import source_choices
@@ -49,7 +49,24 @@ class TrainingJobForm(forms.Form):
     save_every = forms.IntegerField(initial=50, min_value=0)
     bf16 = forms.BooleanField(initial=True, required=False, help_text="On CUDA only.")
     gradient_checkpointing = forms.BooleanField(required=False)
+    processes = forms.IntegerField(
+        initial=1,
+        required=False,
+        min_value=1,
+        max_value=TrainingJob.MAX_PROCESSES,
+        help_text="Training processes on the worker, one per GPU (> 1 runs torchrun as a child process group).",
+    )
+    accelerator = forms.ChoiceField(
+        choices=TrainingJob.Accelerator.choices, initial=TrainingJob.Accelerator.AUTO, required=False
+    )
+    parallelism = forms.ChoiceField(
+        choices=[("ddp", "DDP (full copy per GPU; up to ~1.7B)"), ("fsdp", "FSDP2 (sharded; 4B-8B models)")],
+        initial="ddp",
+        required=False,
+        help_text="Applies with any preset; see docs/training.md.",
+    )
 
+    DISTRIBUTED_FIELDS = ("processes", "accelerator", "parallelism")
     CONFIG_FIELDS = (
         "learning_rate",
         "lr_scheduler",
@@ -85,9 +102,8 @@ class TrainingJobForm(forms.Form):
     def config(self) -> dict[str, Any]:
         """The hyperparameters: the chosen preset's, or the raw fields with ``custom``."""
         preset = self.cleaned_data.get("preset") or CUSTOM
-        if preset in PRESETS:
-            return preset_config(preset)
-        return {name: self.cleaned_data[name] for name in self.CONFIG_FIELDS}
+        config = preset_config(preset) if preset in PRESETS else {n: self.cleaned_data[n] for n in self.CONFIG_FIELDS}
+        return {**config, "parallelism": self.cleaned_data.get("parallelism") or "ddp"}
 
 
 class EvaluateForm(forms.Form):

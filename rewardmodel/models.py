@@ -8,6 +8,7 @@ current-best roles are unique.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -86,7 +87,13 @@ class TrainingJob(JobFields):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Accelerator(models.TextChoices):
+        AUTO = "auto", "Auto (GPU when the worker has one; 1 process)"
+        GPU = "gpu", "GPUs (one process per GPU)"
+        CPU = "cpu", "CPU processes (Gloo; tests and small models)"
+
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    MAX_PROCESSES = 64
 
     name = models.CharField(max_length=200)
     scope = models.CharField(max_length=100, blank=True)
@@ -102,6 +109,12 @@ class TrainingJob(JobFields):
         help_text="What the job trained on when it was not a file picked by hand, e.g. 'dataset-version:12 (Demo D_gold)'.",
     )
     config = models.JSONField(default=dict, help_text="RewardTrainingConfig as JSON.")
+    processes = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PROCESSES)],
+        help_text="Training processes on one worker (one per GPU); > 1 launches torchrun as a child process group.",
+    )
+    accelerator = models.CharField(max_length=8, choices=Accelerator.choices, default=Accelerator.AUTO)
     output_dir = models.CharField(max_length=1000, blank=True)
     progress = models.FloatField(default=0.0)
     step = models.PositiveIntegerField(default=0)

@@ -231,12 +231,17 @@ def training_job_create(
     enqueue: bool = True,
     any_base_model: bool = False,
     data_source: str = "",
+    processes: int = 1,
+    accelerator: str = TrainingJob.Accelerator.AUTO,
 ) -> TrainingJob:
     """Create a queued training job and enqueue it on the ``gpu`` queue after commit.
 
     Web users pick a configured base model; ``any_base_model`` (the command line, run by an operator
-    on the server) accepts any checkpoint directory.
+    on the server) accepts any checkpoint directory. ``processes`` > 1 (or an explicit ``accelerator``)
+    makes the worker launch a distributed run (torchrun) as a child process group; ``accelerator="cpu"``
+    runs Gloo processes on CPU cores, ``gpu`` / ``auto`` one process per GPU.
     """
+    _check_processes(processes, accelerator)
     allowed = {value for value, _label in base_model_choices()}
     if any_base_model and base_model not in allowed and not (Path(base_model) / "config.json").exists():
         raise ValidationError(
@@ -256,6 +261,8 @@ def training_job_create(
             eval_data=eval_data,
             data_source=data_source[:300],
             config=cfg,
+            processes=processes,
+            accelerator=accelerator,
             created_by=created_by,
             **jobs.queued_fields(),
         )
@@ -265,6 +272,18 @@ def training_job_create(
         if enqueue:
             jobs.dispatch_on_commit(TRAINING, job.pk)
     return job
+
+
+def _check_processes(processes: Any, accelerator: Any) -> None:
+    """ValidationError naming the field unless ``processes`` is 1..MAX_PROCESSES and ``accelerator`` a choice."""
+    if isinstance(processes, bool) or not isinstance(processes, int):
+        raise ValidationError({"processes": f"must be a whole number, got {processes!r}"})
+    if not 1 <= processes <= TrainingJob.MAX_PROCESSES:
+        raise ValidationError({"processes": f"must be between 1 and {TrainingJob.MAX_PROCESSES}, got {processes}"})
+    if accelerator not in TrainingJob.Accelerator.values:
+        raise ValidationError(
+            {"accelerator": f"must be one of {', '.join(TrainingJob.Accelerator.values)}, got {accelerator!r}"}
+        )
 
 
 def _append_log(job_id: int, text: str) -> None:
@@ -342,34 +361,99 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
     )
     if job.attempts > 1:
         _append_log(job_id, f"attempt {job.attempts}: resuming from the last checkpoint if there is one")
+    if job.processes > 1 or job.accelerator != TrainingJob.Accelerator.AUTO:
+        return _training_job_run_launched(job, config, attempt)
     try:
         with jobs.beating(TRAINING, job_id, attempt):
             result = train(config, callbacks=[_JobCallback(job_id)])
     except TrainingCancelled as exc:
-        TrainingJob.objects.filter(pk=job_id).update(
-            status=TrainingJob.Status.CANCELLED, finished_at=timezone.now(), resumable=True, cancel_requested=False
-        )
-        _append_log(job_id, f"cancelled by an admin at step {exc.step}; checkpoint kept")
-        return TrainingJob.objects.get(pk=job_id)
+        return _training_job_cancelled(job_id, exc.step)
     except Exception as exc:
         logger.exception("training job %s failed", job_id)
-        TrainingJob.objects.filter(pk=job_id).update(
-            status=TrainingJob.Status.FAILED,
-            finished_at=timezone.now(),
-            error=f"{type(exc).__name__}: {exc}",
-            resumable=True,
-        )
-        _append_log(job_id, f"failed: {type(exc).__name__}: {exc}")
-        return TrainingJob.objects.get(pk=job_id)
+        return _training_job_failed(job_id, f"{type(exc).__name__}: {exc}")
+    return _training_job_succeeded(job_id, result.to_dict())
+
+
+def _training_job_run_launched(job: TrainingJob, config: Any, attempt: int) -> TrainingJob:
+    """Run ``job`` as a distributed child process group (``rewardmodel.ml.launch``) and follow it.
+
+    Rank 0's events become curve points, log lines and heartbeats through :class:`_JobCallback`; a cancel
+    request is passed on through the cancel file (every rank checkpoints and stops). The launcher kills the
+    whole group on failure or when this function leaves early. A worker without enough GPUs (or cores)
+    refuses the job: it ends failed with a message naming what is missing, and can be resumed elsewhere.
+    """
+    from rewardmodel.ml.launch import ResourceError, launch
+
+    accelerator = "cpu" if job.accelerator == TrainingJob.Accelerator.CPU else "gpu"
+    TrainingJob.objects.filter(pk=job.pk).update(device=f"{job.processes} x {accelerator}")
+    callback = _JobCallback(job.pk)
+
+    def on_event(event: dict[str, Any]) -> bool | None:
+        kind = event.get("event")
+        if kind == "log":
+            skip = ("event", "step", "total_steps")
+            return callback.on_log(
+                event["step"], event["total_steps"], {k: v for k, v in event.items() if k not in skip}
+            )
+        if kind == "eval":
+            return callback.on_eval(event["step"], event.get("metrics"))
+        if kind == "save":
+            callback.on_save(event["step"], event["path"], event["kind"])
+        return None
+
+    _append_log(job.pk, f"launching {job.processes} {accelerator} process(es) (torchrun, {config.parallelism})")
+    try:
+        with jobs.beating(TRAINING, job.pk, attempt):
+            outcome = launch(
+                config,
+                nproc=job.processes,
+                accelerator=accelerator,
+                run_dir=Path(job.output_dir) / "launch",
+                on_event=on_event,
+                cancel_now=TrainingJob.objects.filter(pk=job.pk, cancel_requested=True).exists(),
+            )
+    except ResourceError as exc:
+        return _training_job_failed(job.pk, f"refused by this worker: {exc}")
+    except Exception as exc:
+        logger.exception("training job %s failed", job.pk)
+        return _training_job_failed(job.pk, f"{type(exc).__name__}: {exc}")
+    if outcome.status == "cancelled":
+        return _training_job_cancelled(job.pk, outcome.step or 0)
+    if outcome.status != "succeeded" or not outcome.result:
+        _append_log(job.pk, "last lines of the distributed run:\n" + outcome.log_tail[-2000:])
+        return _training_job_failed(job.pk, outcome.error or "the distributed run ended without a result")
+    return _training_job_succeeded(job.pk, outcome.result)
+
+
+def _training_job_cancelled(job_id: int, step: int) -> TrainingJob:
+    """End a job cancelled at ``step`` (resumable: its checkpoint is kept)."""
+    TrainingJob.objects.filter(pk=job_id).update(
+        status=TrainingJob.Status.CANCELLED, finished_at=timezone.now(), resumable=True, cancel_requested=False
+    )
+    _append_log(job_id, f"cancelled by an admin at step {step}; checkpoint kept")
+    return TrainingJob.objects.get(pk=job_id)
+
+
+def _training_job_failed(job_id: int, message: str) -> TrainingJob:
+    """End a job failed with ``message`` (resumable from its last checkpoint)."""
+    TrainingJob.objects.filter(pk=job_id).update(
+        status=TrainingJob.Status.FAILED, finished_at=timezone.now(), error=message, resumable=True
+    )
+    _append_log(job_id, f"failed: {message}")
+    return TrainingJob.objects.get(pk=job_id)
+
+
+def _training_job_succeeded(job_id: int, result: dict[str, Any]) -> TrainingJob:
+    """Register a ModelVersion from a ``TrainResult.to_dict()`` and end the job succeeded."""
     metrics = json_safe(
         {
-            "eval": result.final_eval or {},
-            "best_eval_accuracy": result.best_eval_accuracy,
-            "best_step": result.best_step,
-            "global_step": result.global_step,
-            "train_seconds": round(result.train_seconds, 2),
-            "last": result.last_metrics,
-            "eval_history": result.eval_history,
+            "eval": result.get("final_eval") or {},
+            "best_eval_accuracy": result.get("best_eval_accuracy"),
+            "best_step": result.get("best_step"),
+            "global_step": result.get("global_step"),
+            "train_seconds": round(float(result.get("train_seconds") or 0.0), 2),
+            "last": result.get("last_metrics") or {},
+            "eval_history": result.get("eval_history") or [],
         }
     )
     with transaction.atomic():
@@ -379,7 +463,7 @@ def training_job_run(*, job_id: int) -> TrainingJob | None:
             scope=job.scope,
             base_model=job.base_model,
             # The checkpoint with the best D_gold accuracy when there was an eval set, else the final one.
-            path=str(result.best_dir or result.final_dir),
+            path=str(result.get("best_dir") or result["final_dir"]),
             data_ref=job.train_data.ref or job.train_data.name,
             data_sha256=job.train_data.sha256,
             config=job.config,

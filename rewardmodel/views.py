@@ -88,6 +88,8 @@ def job_create(request: HttpRequest) -> HttpResponse:
                 config=form.config(),
                 created_by=request.user,
                 data_source=source.label if source else "",
+                processes=data["processes"] or 1,  # blank: one process, as before
+                accelerator=data["accelerator"] or TrainingJob.Accelerator.AUTO,
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
@@ -108,6 +110,7 @@ def _config_rows(job: TrainingJob) -> list[tuple[str, Any]]:
             if applied is not None:
                 value = applied if applied == bool(value) else f"{applied} (requested {value}; CUDA only)"
         rows.append((key, value))
+    rows.append(("processes", f"{job.processes} ({job.get_accelerator_display()})"))
     return rows
 
 

@@ -104,13 +104,15 @@ def launch(
     on_event: Callable[[dict[str, Any]], bool | None] | None = None,
     poll_s: float = 0.5,
     timeout_s: float | None = None,
+    cancel_now: bool = False,
 ) -> LaunchResult:
     """Run ``config`` on ``nproc`` processes and wait for the end, streaming events to ``on_event``.
 
     ``run_dir`` receives ``launch_config.json``, ``events.jsonl``, ``cancel`` (created to cancel) and
     ``launch.log`` (every rank's stdout and stderr). ``on_event(event)`` gets each ``log`` / ``eval`` / ``save``
-    event as rank 0 writes it; returning False requests a cancel. ``accelerator="cpu"`` hides the GPUs from the
-    ranks (Gloo). Raises :class:`ResourceError` before starting anything when the machine is too small.
+    event as rank 0 writes it; returning False requests a cancel. ``cancel_now`` creates the cancel file before the
+    start (a cancel asked for before the launch: the run stops after its first step, with a checkpoint to resume
+    from). ``accelerator="cpu"`` hides the GPUs from the ranks (Gloo). Raises :class:`ResourceError` before starting anything when the machine is too small.
     """
     check_resources(nproc, accelerator)
     run = Path(run_dir)
@@ -123,6 +125,8 @@ def launch(
     )
     for stale in (events, cancel):
         stale.unlink(missing_ok=True)
+    if cancel_now:
+        cancel.touch()
     config.to_json(cfg_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.setdefault("OMP_NUM_THREADS", "1")

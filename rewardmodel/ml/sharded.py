@@ -101,7 +101,7 @@ def load_sharded(path: str | os.PathLike[str], model: Any, optimizer: torch.opti
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    state = {"model": model_sd, "optim": optim_sd}
+    state: dict[str, Any] = {"model": model_sd, "optim": optim_sd}
     dcp.load(state, checkpoint_id=str(path))
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
@@ -110,7 +110,8 @@ def full_state_dict(model: Any) -> dict[str, torch.Tensor]:
     """Collective: the full weights, gathered to CPU on rank 0 (an empty dict on the other ranks)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    full: dict[str, Any] = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return full
 
 
 def save_full_model(config: Any, state_dict: dict[str, torch.Tensor], tokenizer: Any, directory: Path) -> Path:
