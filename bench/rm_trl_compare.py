@@ -1,0 +1,211 @@
+"""Benchmark (GPU): our reward-model loop against TRL's ``RewardTrainer`` on the same Qwen3-0.6B-shaped model (random
+weights built from its config, nothing downloaded), the same tokenised pairs and the same number of steps: real
+tokens/s, peak memory, and accuracy on held-out pairs after training. Then our sharded path (FSDP2) on every GPU of
+the machine against one GPU (scaling). Exits cleanly (status 0) without CUDA.
+
+    .venv/bin/python bench/rm_trl_compare.py                     # on a CUDA machine
+    .venv/bin/python bench/rm_trl_compare.py --steps 60 --max-length 4096 --gradient-checkpointing
+    .venv/bin/python bench/rm_trl_compare.py --smoke             # tiny shapes on CPU: checks the script runs
+
+Both trainers get: AdamW lr 3e-6 constant, gradient clipping 1.0, ``--batch-size`` pairs per step, bf16 (autocast on
+fp32 weights for ours, HF Trainer's ``bf16=True`` amp for TRL), SDPA attention, the same pre-tokenised
+``chosen_ids`` / ``rejected_ids`` (our tokenizer and truncation; TRL skips its own tokenisation). TRL pads each
+batch to its longest sequence in dataset order; ours groups pairs by length. Tokens/s counts non-pad tokens only,
+from ``--warmup`` steps on. Accuracy: both final models scored with ``rewardmodel.ml.evaluate.evaluate`` on
+``--eval-pairs`` held-out pairs.
+
+Scaling: ``torchrun --standalone --nproc_per_node=G`` of ``rewardmodel.ml.train`` with ``parallelism="fsdp"``, the
+same per-GPU batch, G = 1 and G = all GPUs; reported tokens/s (all ranks) and the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("--max-length", type=int, default=2048)
+parser.add_argument("--batch-size", type=int, default=8, help="pairs per step per GPU")
+parser.add_argument("--steps", type=int, default=40)
+parser.add_argument("--warmup", type=int, default=5, help="steps excluded from the timings")
+parser.add_argument("--eval-pairs", type=int, default=500)
+parser.add_argument("--gradient-checkpointing", action="store_true")
+parser.add_argument("--no-scaling", action="store_true", help="skip the FSDP scaling runs")
+parser.add_argument("--smoke", action="store_true", help="tiny shapes on CPU, to check the script")
+
+
+def main() -> int:
+    """Run the comparison; print one JSON summary line at the end."""
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    import torch
+
+    if not torch.cuda.is_available() and not args.smoke:
+        print("rm_trl_compare: CUDA is not available; skipping (nothing was measured).")
+        return 0
+    if args.smoke:
+        args.max_length, args.batch_size, args.steps, args.warmup, args.eval_pairs = 128, 2, 4, 1, 16
+    cuda = torch.cuda.is_available() and not args.smoke
+    device = torch.device("cuda" if cuda else "cpu")
+
+    from rm_gpu import QWEN3_06B, SMOKE, load_pairs
+    from transformers import Qwen3Config, Qwen3ForSequenceClassification
+
+    from rewardmodel.ml.backbones import build_bpe_tokenizer, save_random_model
+    from rewardmodel.ml.config import RewardTrainingConfig
+    from rewardmodel.ml.data import tokenize_records
+    from rewardmodel.ml.evaluate import evaluate
+    from rewardmodel.ml.modeling import load_tokenizer
+    from rewardmodel.ml.train import train
+
+    pairs = load_pairs()
+    random.Random(0).shuffle(pairs)
+    held_out, pool = pairs[: args.eval_pairs], pairs[args.eval_pairs :]
+    work = Path(tempfile.mkdtemp(prefix="rm_trl_"))
+    shape = SMOKE if args.smoke else QWEN3_06B
+    tok = build_bpe_tokenizer(
+        [p["prompt"] + p["chosen"] + p["rejected"] for p in pairs[:5000]], vocab_size=min(16000, shape["vocab_size"])
+    )
+    config = Qwen3Config(**shape, pad_token_id=None, eos_token_id=tok.eos_token_id)
+    config.num_labels = 1
+    model_dir = save_random_model(Qwen3ForSequenceClassification, config, tok, work / "model")
+    tokenizer = load_tokenizer(model_dir)
+    need = args.steps * args.batch_size
+    rows = (pool * (need // len(pool) + 1))[:need]
+    name = torch.cuda.get_device_name() if cuda else "cpu (smoke)"
+    print(f"device {name}; torch {torch.__version__}; {args.batch_size} pairs/step; max_length {args.max_length}")
+    results: dict[str, Any] = {"device": name, "steps": args.steps, "batch_size": args.batch_size}
+
+    # ---- ours ------------------------------------------------------------------------------------
+    stamps: list[tuple[float, float]] = []
+
+    class Timer:
+        def on_log(self, step: int, total: int, metrics: dict) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            stamps.append((time.perf_counter(), metrics["num_tokens"]))
+
+    cfg = RewardTrainingConfig(
+        model_name_or_path=str(model_dir),
+        output_dir=str(work / "ours"),
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        learning_rate=3e-6,
+        gradient_checkpointing=args.gradient_checkpointing,
+        attn_implementation="sdpa",
+        resume=False,
+    )
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    ours = train(cfg, rows, callbacks=[Timer()])
+    results["ours"] = {
+        "tokens_per_s": sum(t for _, t in stamps[args.warmup :]) / (stamps[-1][0] - stamps[args.warmup - 1][0]),
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "accuracy": evaluate(ours.final_dir, held_out)["accuracy"],
+    }
+    print("ours", json.dumps(results["ours"]))
+
+    # ---- TRL RewardTrainer ---------------------------------------------------------------------------
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import RewardConfig, RewardTrainer
+
+    from rewardmodel.ml.modeling import load_reward_model
+
+    toks = tokenize_records(rows, tokenizer, args.max_length)
+    dataset = Dataset.from_dict(
+        {
+            "chosen_ids": [list(map(int, x)) for x in toks.chosen],
+            "rejected_ids": [list(map(int, x)) for x in toks.rejected],
+        }
+    )
+    real_tokens = [len(c) + len(r) for c, r in zip(toks.chosen, toks.rejected, strict=True)]
+    trl_stamps: list[float] = []
+
+    class TrlTimer(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, *a: Any, **kw: Any) -> None:
+            if cuda:
+                torch.cuda.synchronize()
+            trl_stamps.append(time.perf_counter())
+
+    model, _ = load_reward_model(model_dir, device=device, attn_implementation="sdpa")
+    trl_args = RewardConfig(
+        output_dir=str(work / "trl"),
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        learning_rate=3e-6,
+        lr_scheduler_type="constant",
+        max_grad_norm=1.0,
+        bf16=cuda,
+        gradient_checkpointing=args.gradient_checkpointing,
+        max_length=args.max_length,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_dropout=True,
+        center_rewards_coefficient=None,
+        use_cpu=not cuda,
+    )
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    trainer = RewardTrainer(
+        model=model, args=trl_args, train_dataset=dataset, processing_class=tokenizer, callbacks=[TrlTimer()]
+    )
+    trainer.train()
+    per_step = args.batch_size
+    timed = sum(real_tokens[args.warmup * per_step : args.steps * per_step])
+    trainer.save_model(str(work / "trl" / "final"))
+    tokenizer.save_pretrained(str(work / "trl" / "final"))
+    results["trl"] = {
+        "tokens_per_s": timed / (trl_stamps[-1] - trl_stamps[args.warmup - 1]),
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "accuracy": evaluate(str(work / "trl" / "final"), held_out)["accuracy"],
+    }
+    print("trl", json.dumps(results["trl"]))
+
+    # ---- scaling of the sharded path -------------------------------------------------------------------
+    gpus = torch.cuda.device_count() if cuda else 0
+    if gpus >= 2 and not args.no_scaling:
+        from rewardmodel.ml.launch import launch
+
+        results["fsdp"] = {}
+        for g in (1, gpus):
+            log_stamps: list[tuple[float, float]] = []
+
+            def on_event(event: dict, sink: list[tuple[float, float]] = log_stamps) -> None:
+                if event["event"] == "log":
+                    sink.append((time.perf_counter(), event["num_tokens"]))
+
+            fsdp_cfg = RewardTrainingConfig.from_dict(
+                {**cfg.to_dict(), "parallelism": "fsdp", "output_dir": str(work / f"fsdp{g}")}
+            )
+            fsdp_cfg.train_file = str(work / "train.jsonl")
+            Path(fsdp_cfg.train_file).write_text("".join(json.dumps(r) + "\n" for r in rows * g))
+            outcome = launch(fsdp_cfg, nproc=g, accelerator="gpu", run_dir=work / f"launch{g}", on_event=on_event)
+            if outcome.status != "succeeded":
+                print(f"fsdp x{g} failed: {outcome.error}\n{outcome.log_tail}")
+                continue
+            tps = sum(t for _, t in log_stamps[args.warmup :]) / (log_stamps[-1][0] - log_stamps[args.warmup - 1][0])
+            results["fsdp"][str(g)] = {"tokens_per_s": tps}
+            print(f"fsdp x{g}", json.dumps(results["fsdp"][str(g)]))
+        if "1" in results["fsdp"] and str(gpus) in results["fsdp"]:
+            results["fsdp"]["speedup"] = (
+                results["fsdp"][str(gpus)]["tokens_per_s"] / results["fsdp"]["1"]["tokens_per_s"]
+            )
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
