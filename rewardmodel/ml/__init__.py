@@ -5,6 +5,8 @@ Importing this package is cheap (torch is imported by the submodules). Public AP
 * ``config.RewardTrainingConfig`` — every hyperparameter; ``to_dict`` / ``from_dict`` JSON round trip.
 * ``train.train(config, train_records, eval_records, callbacks) -> TrainResult`` — training with resume;
   ``python -m rewardmodel.ml.train --config cfg.json`` (also under ``torchrun``).
+* ``sharded`` — FSDP2 (``parallelism="fsdp"``): sharding, DCP checkpoints, ``consolidate_checkpoint``.
+* ``launch.launch`` — a distributed run as a child process group (torchrun), followed through an events file.
 * ``callbacks`` — ``on_log(step, total_steps, metrics)`` protocol; return False to cancel.
 * ``infer.Scorer`` / ``infer.score_pairs`` / ``infer.score_file`` — batched, length-sorted scoring.
 * ``evaluate.evaluate`` / ``evaluate.evaluate_scores`` — accuracy overall / per subset, margin, best-of-N.
