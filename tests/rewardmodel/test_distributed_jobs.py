@@ -36,15 +36,19 @@ def test_two_cpu_processes_cancel_then_resume_to_a_registered_model(datasets: tu
     job = _job(datasets, tiny_base)
     TrainingJob.objects.filter(pk=job.pk).update(cancel_requested=True)  # an admin clicked cancel early
 
-    job = training_job_run(job_id=job.pk)
-    assert job is not None and job.status == TrainingJob.Status.CANCELLED and job.resumable, job.log
+    ran = training_job_run(job_id=job.pk)
+    assert ran is not None
+    job = ran
+    assert job.status == TrainingJob.Status.CANCELLED and job.resumable, job.log
     assert job.device == "2 x cpu" and "launching 2 cpu process(es) (torchrun, fsdp)" in job.log
     assert job.step == 1 and [p["step"] for p in job.curve] == [1]  # rank 0's step reached the row
     assert "cancelled by an admin at step 1" in job.log
 
     training_job_resume(job=job)
-    job = training_job_run(job_id=job.pk)
-    assert job is not None and job.status == TrainingJob.Status.SUCCEEDED, job.log + job.error
+    ran = training_job_run(job_id=job.pk)
+    assert ran is not None
+    job = ran
+    assert job.status == TrainingJob.Status.SUCCEEDED, job.log + job.error
     assert [p["step"] for p in job.curve] == [1, 2, 3, 4] and job.progress == 1.0
     assert all(p["loss"] > 0 for p in job.curve) and "eval_accuracy" in job.curve[-1]
     version = job.model_version
@@ -61,14 +65,16 @@ def test_two_cpu_processes_cancel_then_resume_to_a_registered_model(datasets: tu
 def test_a_crashing_distributed_run_fails_the_job_with_its_error(datasets: tuple[Any, Any], tiny_base: str) -> None:
     job = _job(datasets, tiny_base)
     Path(job.train_data.path).write_text('{"prompt": "x"}\n')  # the file changed under the job: every rank fails
-    job = training_job_run(job_id=job.pk)
-    assert job is not None and job.status == TrainingJob.Status.FAILED and job.resumable
+    ran = training_job_run(job_id=job.pk)
+    assert ran is not None
+    job = ran
+    assert job.status == TrainingJob.Status.FAILED and job.resumable
     assert "ValueError" in job.error and "chosen" in job.error, job.error
 
 
 def test_a_worker_without_enough_gpus_refuses_the_job(datasets: tuple[Any, Any], tiny_base: str) -> None:
-    job = _job(datasets, tiny_base, processes=64, accelerator="gpu")
-    job = training_job_run(job_id=job.pk)
+    created = _job(datasets, tiny_base, processes=64, accelerator="gpu")
+    job = training_job_run(job_id=created.pk)
     assert job is not None and job.status == TrainingJob.Status.FAILED
     assert job.error.startswith("refused by this worker: the job asks for 64 GPUs; this worker has ")
     assert job.step == 0 and job.curve == []
