@@ -115,12 +115,12 @@ def main() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             try:
                 requests.get(f"{base}/accounts/login/", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not up yet, or still booting workers on a busy machine
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
@@ -147,27 +147,32 @@ def main() -> None:
         def web_annotator(index: int, seed: int) -> None:
             rng = random.Random(seed)
             session = requests.Session()
-            session.get(f"{base}/accounts/login/", timeout=30)
-            login = session.post(
-                f"{base}/accounts/login/",
-                data={
-                    "username": f"ann{index:03d}",
-                    "password": PASSWORD,
-                    "csrfmiddlewaretoken": session.cookies.get("csrftoken", ""),
-                },
-                headers={"Referer": f"{base}/accounts/login/"},
-                timeout=30,
-            )
-            page = session.get(f"{base}/projects/{project.pk}/label/", timeout=30)
-            match = ASSIGNMENT_RE.search(page.text)
+            login_status, match, page_text = 0, None, ""
+            try:  # whatever happens, reach the barrier: the others wait there
+                session.get(f"{base}/accounts/login/", timeout=120)
+                login = session.post(
+                    f"{base}/accounts/login/",
+                    data={
+                        "username": f"ann{index:03d}",
+                        "password": PASSWORD,
+                        "csrfmiddlewaretoken": session.cookies.get("csrftoken", ""),
+                    },
+                    headers={"Referer": f"{base}/accounts/login/"},
+                    timeout=120,
+                )
+                page = session.get(f"{base}/projects/{project.pk}/label/", timeout=120)
+                login_status, match, page_text = login.status_code, ASSIGNMENT_RE.search(page.text), page.text
+            except requests.RequestException as exc:
+                with lock:
+                    failures.append(f"login {type(exc).__name__}")
             logged_in.wait(timeout=600)
             go.wait(timeout=600)
-            if login.status_code != 200 or match is None:
+            if login_status != 200 or match is None:
                 with lock:
-                    failures.append(f"login/page {login.status_code}/{page.status_code}")
+                    failures.append(f"login/page {login_status}")
                 return
             headers = {"HX-Request": "true", "X-CSRFToken": session.cookies.get("csrftoken", ""), "Referer": base}
-            html = page.text
+            html = page_text
             while True:
                 scheduled = next_ticket()
                 if scheduled is None:
