@@ -41,6 +41,7 @@ class RoundForm(forms.Form):
     silver_labels = forms.ChoiceField(
         choices=[("source", "Source labels (the import's chosen/rejected)"), ("judges", "LLM judges")],
         initial=DEFAULT_ROUND_CONFIG["silver_labels"],
+        required=False,  # absent (an older form or script): the default, source labels
         label="D_silver labels",
         help_text="With LLM judges, the retrieved pairs are sent to the judges; their verdicts train the next round.",
     )
@@ -63,7 +64,7 @@ class RoundForm(forms.Form):
             "base_model": d["base_model"],
             "k_max": d["k_max"],
             "gold_val_fraction": d["gold_val_fraction"],
-            "silver_labels": d["silver_labels"],
+            "silver_labels": d["silver_labels"] or DEFAULT_ROUND_CONFIG["silver_labels"],
             "train": {k: d[k] for k in ("num_epochs", "learning_rate", "batch_size", "max_length", "max_steps")},
         }
 
