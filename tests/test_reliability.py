@@ -219,7 +219,14 @@ def test_every_background_model_is_maintained() -> None:
         "rewardmodel.TrainingJob",
         "rewardmodel.EvaluationRun",
         "curation.CurationRound",
+        "curation.Stage2Shard",
+        "judges.JudgeShard",
     }
+    # Whatever model gains a heartbeat later must be registered too, or its rows could stick.
+    from django.apps import apps
+
+    beating = {m._meta.label for m in apps.get_models() if any(f.name == "heartbeat_at" for f in m._meta.fields)}
+    assert beating == keys
     from django.conf import settings
 
     assert any(e["task"] == "config.jobs.maintain" for e in settings.CELERY_BEAT_SCHEDULE.values())
