@@ -30,7 +30,7 @@ from annotation.models import ImportBatch, Pair
 from annotation.services import ServiceError, import_batch_create, import_batch_run
 from annotation.tools.jobs import CODE_RUN
 from annotation.tools.models import CodeRun
-from annotation.tools.services import code_run_create
+from annotation.tools.services import code_run_create, sandbox_cgroups_left
 from config import jobs
 from tests.conftest import PASSWORD, REQUIRE_SERVICES, wait_for
 
@@ -238,8 +238,8 @@ def test_every_background_model_is_maintained() -> None:
 def test_labels_saved_while_the_broker_is_down_get_their_verdicts_from_the_sweep(
     users: dict[str, Any], project: Any, settings: Any, broker_down: None, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from curation.models import BatchGate, Dispute, VerifiedPair
     from curation.agreement_refresh import agreement_sweep, batch_refresh
+    from curation.models import BatchGate, Dispute, VerifiedPair
     from curation.sweep import pairs_missing_verdict
     from tests.curation.helpers import label_matrix, make_batch
 
@@ -418,7 +418,11 @@ def test_kill_9_mid_code_run_ends_the_run_failed_with_a_message(
             pytest.fail(f"the sandbox refused to run code with REQUIRE_SERVICES=1: {started.error}")
         pytest.skip(f"the sandbox refused to run code here: {started.error}")
     wait_for(lambda: CodeRun.objects.filter(pk=run.pk, status="running").exists(), timeout=60)
+    assert worker_process.proc is not None
+    dead_pid = worker_process.proc.pid  # the solo pool runs the sandbox in the worker's main process
     worker_process.kill()
+    # Where this machine gives the sandbox a cgroup, the killed worker's run cgroup is still there...
+    left_behind = sandbox_cgroups_left(owners=[dead_pid])
     time.sleep(3.5)
     assert jobs.reap(CODE_RUN)["failed"] == 1
     ended = CodeRun.objects.get(pk=run.pk)
@@ -427,3 +431,9 @@ def test_kill_9_mid_code_run_ends_the_run_failed_with_a_message(
     worker_process.start()
     time.sleep(4)
     assert CodeRun.objects.get(pk=run.pk).status == "failed"
+    # ...and the restarted worker removes it (its start-up cleanup; beat repeats it every 5 minutes).
+    from annotation.tools import cgroups
+
+    if settings.SANDBOX_USE_CGROUP and cgroups.detect(settings.SANDBOX_CGROUP_PARENT).usable:
+        assert left_behind, "runs get a cgroup here, so the dead worker's run left one behind"
+    wait_for(lambda: sandbox_cgroups_left(owners=[dead_pid]) == [], timeout=30)
