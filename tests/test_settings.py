@@ -26,9 +26,7 @@ def run_python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedPro
     """Run ``code`` in a fresh interpreter with a clean environment plus ``env`` (settings: config.settings)."""
     keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "PYTHONPATH"}}
     full = {**keep, "DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": str(tmp_path / "var"), **env}
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=full, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full, capture_output=True, text=True, timeout=120)
 
 
 SHOW = "import django; django.setup(); from django.conf import settings as s; print(s.DEBUG, s.SECRET_KEY)"
@@ -42,7 +40,9 @@ def test_env_bool_rejects_a_value_that_is_not_a_boolean(monkeypatch: pytest.Monk
     assert "SESSION_COOKIE_SECURE" in str(info.value) and repr(value) in str(info.value)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("true", True), ("ON", True), ("1", True), ("no", False), ("0", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("true", True), ("ON", True), ("1", True), ("no", False), ("0", False)]
+)
 def test_env_bool_reads_booleans(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
     monkeypatch.setenv("SOME_FLAG", value)
     assert env_bool("SOME_FLAG", not expected) is expected

@@ -153,7 +153,13 @@ def corpus_load_file(*, corpus_id: int, path: str | None = None) -> Corpus | Non
             logger.exception("loading corpus %s failed", corpus_id)
             CorpusDocument.objects.filter(corpus=corpus).delete()
             ended = jobs.finish(
-                CORPUS_LOAD, corpus_id, attempt, Corpus.Status.FAILED, error=str(exc)[:2000], n_documents=0, upload_path=""
+                CORPUS_LOAD,
+                corpus_id,
+                attempt,
+                Corpus.Status.FAILED,
+                error=str(exc)[:2000],
+                n_documents=0,
+                upload_path="",
             )
         else:
             ended = jobs.finish(
