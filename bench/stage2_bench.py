@@ -7,11 +7,18 @@ them and scores nothing): what is left is the ledger's own cost. Each ``--worker
 whole stage-2 run with that many worker processes claiming shards by compare-and-set (as Celery
 workers do; no broker in the way), then the finaliser (counts and the dataset version). Prints
 pairs/s per run and the database size per million pairs of the result and score tables.
+
+    .venv/bin/python bench/stage2_bench.py --score --n 400 --shard-size 50 --workers 1 2
+
+``--score``: the filter with real scoring instead (real pairs from ../shared/data, nothing stored
+beforehand, the packaged MiniLM backbone as both gold and best model, through rewardmodel.scoring
+on the CPU). Each worker count runs on a fresh pool, so no score is reused between them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import time
@@ -29,6 +36,30 @@ def _worker(shard_ids: list[int]) -> int:
 
     # Every worker walks every shard: the claim lets exactly one of them work each.
     return sum(1 for pk in shard_ids if stage2_shard_run(shard_id=pk) == "done")
+
+
+def _setup_scored_pool(n: int, name: str) -> object:
+    """``n`` real pairs (shared data) and two registered models (the packaged MiniLM), no stored score."""
+    from _setup import generated_pairs
+
+    from annotation.formats import content_hash, parse_record
+    from annotation.models import Pair
+    from annotation.services import project_create
+    from rewardmodel.ml.backbones import default_backbone_path
+    from rewardmodel.models import ModelVersion
+
+    project = project_create(name=name)
+    rows = []
+    for row in generated_pairs(n, seed=len(name)):
+        record = parse_record(json.dumps(row))
+        label = record.source_label or "A"
+        rows.append(Pair(project=project, conversation=record.conversation, response_a=record.response_a, response_b=record.response_b, source_label=label, content_hash=content_hash(record.conversation, record.response_a, record.response_b)))  # fmt: skip
+    Pair.objects.bulk_create(rows)
+    scope = f"project:{project.pk}"
+    path = str(default_backbone_path())
+    ModelVersion.objects.create(name=f"{name}-gold", scope=scope, base_model="x", path=path, is_gold=True)
+    ModelVersion.objects.create(name=f"{name}-best", scope=scope, base_model="x", path=path, is_current_best=True)
+    return project
 
 
 def _setup_pool(n: int) -> tuple[object, float]:
@@ -90,6 +121,7 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=10_000)
     parser.add_argument("--chunk-size", type=int, default=1_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--score", action="store_true", help="score for real (CPU backbone) instead of stored scores")
     args = parser.parse_args()
     fresh_postgres(DB)
     os.environ["STAGE2_JUDGE_FUNCTION"] = ""  # no judges: the ledger alone
@@ -101,9 +133,12 @@ def main() -> None:
     from curation.stage2 import engine
     from curation.stage2.models import Stage2Result, Stage2Run
 
-    project, setup_s = _setup_pool(args.n)
-    print(f"pool: {args.n:,} pairs and {2 * args.n:,} stored scores written in {setup_s:.0f} s")
+    if not args.score:
+        project, setup_s = _setup_pool(args.n)
+        print(f"pool: {args.n:,} pairs and {2 * args.n:,} stored scores written in {setup_s:.0f} s")
     for workers in args.workers:
+        if args.score:
+            project = _setup_scored_pool(args.n, f"bench-scored-{workers}")
         start = time.perf_counter()
         run = engine.stage2_run_create(
             project=project,
@@ -127,10 +162,12 @@ def main() -> None:
         assert done == len(shard_ids) and n_results == args.n == run.summary["n_results"], (done, n_results)
         print(
             f"{workers} worker(s): create+shard {create_s:.1f} s ({len(shard_ids)} shards), "
-            f"work {work_s:.1f} s = {args.n / work_s:,.0f} pairs/s, finalise (incl. dataset version) "
+            f"work {work_s:.1f} s = {args.n / work_s:,.2f} pairs/s, finalise (incl. dataset version) "
             f"{time.perf_counter() - fin_start:.1f} s after the workers; whole run {total_s:.1f} s = "
-            f"{args.n / total_s:,.0f} pairs/s; outcomes {run.summary['outcomes']}"
+            f"{args.n / total_s:,.2f} pairs/s; outcomes {run.summary['outcomes']}"
         )
+    if args.score:
+        return
     per_million = 1e6 / (args.n * len(args.workers))
     print(
         f"database size per million pairs: results {_size('curation_stage2result') * per_million / 1e6:.0f} MB, "
