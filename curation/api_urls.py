@@ -15,6 +15,7 @@ urlpatterns = [
     path(P + "disputes/<int:dispute_id>/resolve/", apis.DisputeResolveApi.as_view(), name="dispute-resolve"),
     path(P + "disputes/<int:dispute_id>/discard/", apis.DisputeDiscardApi.as_view(), name="dispute-discard"),
     path(P + "verified-pairs/", apis.VerifiedPairListApi.as_view(), name="verified-pair-list"),
+    path(P + "pairs/<int:pair_id>/verdict/", apis.PairVerdictApi.as_view(), name="pair-verdict"),
     path(P + "export/", export_apis.ProjectExportApi.as_view(), name="project-export"),  # the path it always had
     path(P + "dataset-versions/", apis.DatasetVersionListApi.as_view(), name="dataset-version-list"),
     path(

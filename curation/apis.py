@@ -29,6 +29,7 @@ from annotation.permissions import IsAdminRole, IsLeadOrAdmin
 from annotation.selectors import pair_labels_visible_to, project_get_for_user
 from annotation.services import ServiceError
 from config.apitools import FORBIDDEN_403, VALIDATION_400, ServiceApi, conflict_from, error_response
+from curation import verdicts
 from curation.dashboard import dashboard
 from curation.disputes import dispute_get, dispute_list, dispute_resolve, dispute_review
 from curation.models import BatchGate, CurationRound, DatasetVersion, Dispute, DisputeResolution, VerifiedPair
@@ -525,6 +526,57 @@ class VerifiedPairListApi(CurationApi):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(VerifiedPairOutputSerializer(page, many=True).data)
+
+
+class VerdictOutputSerializer(serializers.Serializer):
+    pair_id = serializers.IntegerField()
+    state = serializers.ChoiceField(
+        choices=verdicts.STATES,
+        help_text="verified | pending (waiting for its batch gate) | disputed | discarded | incomplete.",
+    )
+    settled = serializers.BooleanField(help_text="Verified or discarded.")
+    side = serializers.CharField(allow_null=True, help_text="A or B: the label the pair stands for now, if any.")
+    strength = serializers.CharField(allow_null=True)
+    preference = serializers.CharField(allow_null=True, help_text="The canonical code, e.g. A_CLEARLY.")
+    via = serializers.CharField(allow_null=True, help_text="majority, lead, judge, filter.")
+    pool = serializers.CharField(allow_null=True, help_text="gold or silver.")
+    votes = serializers.DictField(child=serializers.IntegerField())
+    majority = serializers.CharField(allow_null=True, help_text="The annotators' raw majority under the one rule.")
+    reason = serializers.CharField(allow_null=True, help_text="The dispute's reason, if any.")
+
+
+class PairVerdictApi(CurationApi):
+    """One pair's verdict, from the one owner of verdicts (``curation.verdicts``), as export and pages read it.
+
+    Blindness: a lead who holds, or may still take, a claim on the pair gets 403 until they have labelled it.
+    """
+
+    @extend_schema(
+        tags=["curation"],
+        responses={200: VerdictOutputSerializer, 403: FORBIDDEN_403, 404: NOT_FOUND_404},
+    )
+    def get(self, request: Request, project_id: int, pair_id: int) -> Response:
+        project = _get_project(request.user, project_id)
+        pair = Pair.objects.filter(project=project, pk=pair_id).first()
+        if pair is None:
+            raise exceptions.NotFound("No such pair in this project.")
+        if not pair_labels_visible_to(request.user, pair):
+            raise exceptions.PermissionDenied("You may still label this pair: its verdict is hidden until you have.")
+        v = verdicts.pair_verdict_get(pair)
+        data = {
+            "pair_id": v.pair_id,
+            "state": v.state,
+            "settled": v.settled,
+            "side": v.side,
+            "strength": v.strength,
+            "preference": v.preference,
+            "via": v.via,
+            "pool": v.pool,
+            "votes": v.votes,
+            "majority": v.majority,
+            "reason": v.reason,
+        }
+        return Response(VerdictOutputSerializer(data).data)
 
 
 # --- dataset versions ----------------------------------------------------------------------------

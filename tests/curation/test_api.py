@@ -250,6 +250,27 @@ def test_verified_pairs_page_by_cursor_and_filter_by_via(client_for: ClientFor, 
     assert bad.status_code == 400 and {"via", "pool"} <= set(bad.json())
 
 
+def test_a_pair_verdict_follows_the_dispute_from_open_to_the_leads_label(
+    client_for: ClientFor, project: Any, dispute: Dispute
+) -> None:
+    lena = client_for("lena")
+    url = base(project) + f"pairs/{dispute.pair_id}/verdict/"
+    before = lena.get(url).json()
+    assert before["state"] == "disputed" and before["settled"] is False and before["side"] is None
+    assert before["reason"] == dispute.reason and sum(before["votes"].values()) == 3
+
+    lena.post(base(project) + f"disputes/{dispute.pk}/resolve/", {"decision": "B_CLEARLY", "note": "B."}, format="json")
+    after = lena.get(url).json()
+    assert (after["state"], after["preference"], after["via"], after["pool"]) == (
+        "verified",
+        "B_CLEARLY",
+        "lead",
+        "gold",
+    )
+    assert lena.get(base(project) + "pairs/999999/verdict/").status_code == 404
+    assert client_for("alice").get(url).status_code == 403  # annotators never read verdicts through curation
+
+
 # --- dataset versions ----------------------------------------------------------------------------
 
 
