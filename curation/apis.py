@@ -31,6 +31,7 @@ from annotation.services import ServiceError
 from config.apitools import FORBIDDEN_403, VALIDATION_400, ServiceApi, conflict_from, error_response
 from curation import verdicts
 from curation.dashboard import dashboard
+from curation.datasets import dataset_version_file, dataset_version_get, dataset_version_list
 from curation.disputes import dispute_get, dispute_list, dispute_resolve, dispute_review
 from curation.models import BatchGate, CurationRound, DatasetVersion, Dispute, DisputeResolution, VerifiedPair
 from curation.rounds import DEFAULT_ROUND_CONFIG, round_create
@@ -71,11 +72,7 @@ def _get_dispute(project: Project, dispute_id: int, user: Any) -> Dispute:
 
 
 def _get_version(project: Project, version_id: int) -> DatasetVersion:
-    version = (
-        DatasetVersion.objects.filter(project=project, pk=version_id)
-        .select_related("train_data", "eval_data", "round", "created_by")
-        .first()
-    )
+    version = dataset_version_get(project, version_id)
     if version is None:
         raise exceptions.NotFound("No such dataset version.")
     return version
@@ -643,9 +640,7 @@ class DatasetVersionListApi(CurationApi):
     )
     def get(self, request: Request, project_id: int) -> Response:
         project = _get_project(request.user, project_id)
-        versions = DatasetVersion.objects.filter(project=project).select_related(
-            "train_data", "eval_data", "round", "created_by"
-        )
+        versions = dataset_version_list(project)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(versions, request, view=self)
         data = DatasetVersionOutputSerializer(page, many=True, context={"request": request}).data
@@ -676,7 +671,7 @@ class DatasetVersionDownloadApi(CurationApi):
         project = _get_project(request.user, project_id)
         version = _get_version(project, version_id)
         part = filters.validated_data["part"]
-        data = version.train_data if part == "train" else version.eval_data
+        data = dataset_version_file(version, part)
         if data is None:
             raise exceptions.NotFound("This dataset version has no D_gold validation file.")
         filename = f"{project.name}-{version.name}-{part}.jsonl".replace(" ", "-")
