@@ -13,6 +13,7 @@ an uploaded file or an already registered data file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -340,6 +341,16 @@ class TrainingJobDetailApi(AdminApi):
         return Response(TrainingJobOutputSerializer(job).data)
 
 
+def _job_action(job_id: int, action: Callable[..., Any]) -> Response:
+    """Run a state change (cancel, resume) on a job; a change its state forbids is a 409."""
+    job = _get_or_404(TrainingJob.objects.all(), job_id, "training job")
+    try:
+        action(job=job)
+    except DjangoValidationError as exc:
+        raise conflict_from(exc) from None
+    return Response(TrainingJobOutputSerializer(_jobs().get(pk=job.pk)).data)
+
+
 class TrainingJobCancelApi(AdminApi):
     """Cancel a job: a queued one at once; a running one stops at its next logged step, keeping a checkpoint."""
 
@@ -354,12 +365,7 @@ class TrainingJobCancelApi(AdminApi):
         },
     )
     def post(self, request: Request, job_id: int) -> Response:
-        job = _get_or_404(TrainingJob.objects.all(), job_id, "training job")
-        try:
-            training_job_cancel(job=job)
-        except DjangoValidationError as exc:
-            raise conflict_from(exc) from None
-        return Response(TrainingJobOutputSerializer(_jobs().get(pk=job.pk)).data)
+        return _job_action(job_id, training_job_cancel)
 
 
 class TrainingJobResumeApi(AdminApi):
@@ -376,12 +382,7 @@ class TrainingJobResumeApi(AdminApi):
         },
     )
     def post(self, request: Request, job_id: int) -> Response:
-        job = _get_or_404(TrainingJob.objects.all(), job_id, "training job")
-        try:
-            training_job_resume(job=job)
-        except DjangoValidationError as exc:
-            raise conflict_from(exc) from None
-        return Response(TrainingJobOutputSerializer(_jobs().get(pk=job.pk)).data)
+        return _job_action(job_id, training_job_resume)
 
 
 # --- model versions ------------------------------------------------------------------------------
