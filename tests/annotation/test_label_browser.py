@@ -192,3 +192,62 @@ def test_an_annotator_edits_a_submitted_label(
     revision = AnnotationRevision.objects.get(annotation=annotation)
     assert revision.before["preference"] == "A_CLEARLY" and revision.after["preference"] == "UNDECIDABLE"
     assert page.js_errors == []
+
+
+def guidelines_open(page: Any) -> bool:
+    return bool(
+        page.evaluate("() => { const p = document.getElementById('guidelines-panel'); return !!p && !p.hidden; }")
+    )
+
+
+def test_the_guidelines_open_once_on_a_first_visit_and_again_when_they_change(
+    live_server: Any,
+    loaded_project: Project,
+    browser_page: Any,  # noqa: F811
+) -> None:
+    page = browser_page
+    first_id = open_label_page(page, live_server.url, loaded_project)
+    # First visit: the panel opens by itself, loaded with this project's guidelines, in view.
+    page.wait_for_selector("#guidelines-body h1")
+    assert guidelines_open(page)
+    assert page.is_visible("#guidelines-panel")
+    assert in_view(page, "#guidelines-panel [data-close-guidelines]")
+    assert "Check facts." in page.inner_text("#guidelines-body")
+    assert page.get_attribute("#guidelines-button", "aria-expanded") == "true"
+    shot(page, "label-guidelines.png")
+    page.click("#guidelines-panel [data-close-guidelines]")
+    assert not guidelines_open(page) and page.is_hidden("#guidelines-panel")
+
+    # A reload: the same pair, the panel stays closed.
+    page.reload()
+    page.wait_for_selector("#label-form")
+    page.wait_for_load_state("load")
+    assert page.input_value("#label-form input[name=assignment]") == first_id
+    assert not guidelines_open(page) and page.is_hidden("#guidelines-panel")
+
+    # Labelling the next pair (htmx swap) does not open it either.
+    advice_key = "123456789abcdefghijklmnopqrstuvwxyz"[DEFAULT_TAXONOMY.index("advice")]
+    for key in ("1", "t", advice_key, "o", "1", "c", "1", "r"):
+        page.keyboard.press(key)
+    page.keyboard.type("Left is polite.")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function(
+        "id => { const el = document.querySelector('#label-form input[name=assignment]'); return el && el.value !== id; }",
+        arg=first_id,
+    )
+    assert Annotation.objects.filter(assignment_id=int(first_id)).exists()
+    assert not guidelines_open(page)
+
+    # The lead changes the guidelines: the next full visit opens them once more, with the new text.
+    Project.objects.filter(pk=loaded_project.pk).update(guidelines="# Be careful\n\nCheck facts and sources.")
+    page.reload()
+    page.wait_for_selector("#guidelines-body h1")
+    assert guidelines_open(page) and page.is_visible("#guidelines-panel")
+    assert "Check facts and sources." in page.inner_text("#guidelines-body")
+    page.keyboard.press("Escape")
+    assert not guidelines_open(page)
+    page.reload()
+    page.wait_for_selector("#label-form")
+    page.wait_for_load_state("load")
+    assert not guidelines_open(page)
+    assert page.js_errors == []
