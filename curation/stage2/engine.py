@@ -522,7 +522,10 @@ def _category() -> Any:
 
 def stage2_summary(run: Stage2Run) -> dict[str, Any]:
     """Counts by outcome, by drop reason, of pairs sent to the judges and their answers, by source and
-    by task category (a label's attribute if the pair carries one, else its subset), and examples."""
+    by task category (a label's attribute if the pair carries one, else its subset), examples, and the
+    human-agreement table on D_gold pairs with a source label (``agreement``; None without such pairs)."""
+    from curation.stage2.agreement import stage2_agreement
+
     results = Stage2Result.objects.filter(run=run)
     outcomes = Counter(dict(results.values_list("outcome").annotate(n=Count("pk")).values_list("outcome", "n")))
     reasons = Counter(
@@ -554,6 +557,7 @@ def stage2_summary(run: Stage2Run) -> dict[str, Any]:
         "examples": examples,
         "shards": dict(shards),
         "policy": run.config.get("policy"),
+        "agreement": stage2_agreement(run),
     }
 
 
