@@ -65,6 +65,9 @@ from config.formtools import add_service_errors
 
 View = Callable[..., HttpResponseBase]
 
+#: Session key: the draft key (``edit-<label id>``) of a label edit just saved, for the queue page to drop.
+SAVED_DRAFT_SESSION_KEY = "annotation_saved_draft"
+
 
 class HtmxHttpRequest(HttpRequest):
     """A request that went through django_htmx's middleware (for the type checker)."""
@@ -266,6 +269,8 @@ def project_queue(request: HtmxHttpRequest, project_id: int) -> HttpResponse:
         "project": project,
         "progress": selectors.annotator_progress(project, request.user),
         "recent": recent,
+        # A label edit just saved: its browser draft (static/js/label.js) is dropped by drop_draft.js.
+        "saved_draft": request.session.pop(SAVED_DRAFT_SESSION_KEY, None),
     }
     return render(request, "annotation/project_queue.html", context)
 
@@ -508,6 +513,8 @@ def annotation_edit_view(request: HtmxHttpRequest, project_id: int, annotation_i
                 return redirect("annotation:project-queue", project_id=project.pk)
             else:
                 messages.success(request, "Label updated." if revision else "Nothing changed.")
+                # The browser kept the edit as a localStorage draft; the queue page it lands on drops it.
+                request.session[SAVED_DRAFT_SESSION_KEY] = f"edit-{annotation.pk}"
                 return redirect("annotation:project-queue", project_id=project.pk)
     else:
         form = LabelForm(

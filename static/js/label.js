@@ -11,7 +11,7 @@
  *
  * Drafts: every change to the form is kept in localStorage under the assignment (or, when editing,
  * the label), so a reload or a lost connection loses nothing; the draft is dropped once the server
- * has the label.
+ * has the label (a saved edit's, by drop_draft.js on the queue page the edit returns to).
  */
 (function () {
   "use strict";

@@ -184,9 +184,21 @@ def test_an_annotator_edits_a_submitted_label(
     page.click("textarea[name=rationale]")
     page.fill("textarea[name=rationale]", "Neither answers the question.")
     shot(page, "label-edit.png")
+    draft_key = f"synpref:draft:edit-{annotation.pk}"
+    assert page.evaluate("key => localStorage.getItem(key)", draft_key) is not None  # the edit is kept as a draft
     page.keyboard.press("Control+Enter")
     page.wait_for_url("**/queue/")
     assert "Label updated." in page.inner_text("body")
+    # Saved: the draft is gone, so reopening the label shows what the server has, not the old draft.
+    page.wait_for_function("key => localStorage.getItem(key) === null", arg=draft_key)
+    page.click(f"a[href='{reverse('annotation:annotation-edit', args=[loaded_project.pk, annotation.pk])}']")
+    page.wait_for_selector("#label-form")
+    assert page.is_hidden("#draft-status")
+    assert page.input_value("textarea[name=rationale]") == "Neither answers the question."
+    page.fill("textarea[name=rationale]", "Neither answers it.")
+    page.goto(live_server.url + reverse("annotation:project-queue", args=[loaded_project.pk]))
+    # Left without saving: that draft is kept (and offered again on the next edit).
+    assert page.evaluate("key => localStorage.getItem(key)", draft_key) is not None
     annotation.refresh_from_db()
     assert annotation.preference == "UNDECIDABLE" and annotation.rationale == "Neither answers the question."
     revision = AnnotationRevision.objects.get(annotation=annotation)

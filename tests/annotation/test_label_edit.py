@@ -145,6 +145,23 @@ def test_edit_page_saves_and_returns_to_the_queue(loaded_project: Project, users
     assert annotation.preference == "UNDECIDABLE" and annotation.revisions.count() == 1
 
 
+def test_a_saved_edit_has_the_queue_page_drop_its_browser_draft_once(
+    loaded_project: Project, users: dict[str, Any]
+) -> None:
+    annotation = _labelled(loaded_project, users["alice"], "A_CLEARLY")
+    client = client_for(users["alice"])
+    marker = f'data-drop-draft="edit-{annotation.pk}"'
+    bad = client.post(edit_url(loaded_project, annotation), label_data(annotation.assignment_id, rationale=" "))
+    assert bad.status_code == 200 and marker not in bad.content.decode()  # not saved: the draft stays
+    queue = reverse("annotation:project-queue", args=[loaded_project.pk])
+    assert marker not in client.get(queue).content.decode()
+    data = label_data(annotation.assignment_id, preference="UNDECIDABLE", rationale="Both are wrong.")
+    response = client.post(edit_url(loaded_project, annotation), data, follow=True)
+    html = response.content.decode()
+    assert marker in html and "js/drop_draft.js" in html
+    assert marker not in client.get(queue).content.decode()  # once: a later visit drops nothing
+
+
 def test_edit_page_errors_are_inline_and_change_nothing(loaded_project: Project, users: dict[str, Any]) -> None:
     annotation = _labelled(loaded_project, users["alice"])
     response = client_for(users["alice"]).post(
