@@ -134,3 +134,28 @@ def test_page_and_command_show_the_agreement(project: Any, known: list[Pair], us
     assert client.login(username=users["lena"].username, password=PASSWORD)
     page = client.get(f"/curation/projects/{project.pk}/stage2/{summary['run']}/").content.decode()
     assert 'id="stage2-agreement"' in page and "gold only" in page and "67%" in page
+
+
+# --- the result upsert (one statement per chunk on PostgreSQL, bulk_create elsewhere) -------------
+
+
+@pytest.mark.django_db
+def test_results_upsert_replaces_a_pairs_row_and_keeps_json_detail(project: Any, pool: dict[str, Any]) -> None:
+    from curation.stage2.models import Stage2Result
+
+    run = engine.stage2_run_create(project=project, enqueue=False)
+    first, second = pool["pairs"][:2]
+    engine.results_upsert(
+        [
+            Stage2Result(run=run, pair=first, outcome="kept", p_best=0.9, p_gold=0.8),
+            Stage2Result(run=run, pair=second, outcome="dropped", reason="contaminated", detail={"ngram": "a b ü"}),
+        ]
+    )
+    engine.results_upsert([Stage2Result(run=run, pair=first, outcome="flipped", to_judges=True, judges="tie", p_best=0.2, p_gold=None)])  # fmt: skip
+    rows = {r.pair_id: r for r in Stage2Result.objects.filter(run=run)}
+    assert len(rows) == 2
+    assert (rows[first.pk].outcome, rows[first.pk].to_judges, rows[first.pk].judges) == ("flipped", True, "tie")
+    assert rows[first.pk].p_best == pytest.approx(0.2) and rows[first.pk].p_gold is None
+    assert rows[second.pk].detail == {"ngram": "a b ü"} and rows[second.pk].reason == "contaminated"
+    engine.results_upsert([])
+    assert Stage2Result.objects.filter(run=run).count() == 2
