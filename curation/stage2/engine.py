@@ -371,7 +371,7 @@ def results_upsert(results: list[Stage2Result]) -> None:
     """Write results, replacing the row of a pair already in the run (the upsert keyed on (run, pair)).
 
     On PostgreSQL one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (run_id, pair_id) DO UPDATE``
-    per call: the rows travel as one array per column (eight parameters, whatever the chunk size),
+    per call: the rows travel as one array per column (nine parameters, whatever the chunk size),
     skipping Django's per-object preparation. Elsewhere (SQLite) ``bulk_create`` with
     ``update_conflicts``, the same statement in Django's form.
     """
