@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from curation.datasets import dataset_version_freeze, dataset_version_freeze_gold, in_validation_split
+from curation.datasets import dataset_version_freeze, dataset_version_freeze_gold
 from curation.models import DatasetVersion, VerifiedPair
 from rewardmodel.models import TrainingJob
 from tests.curation import test_export
@@ -64,9 +65,13 @@ def test_the_old_export_address_redirects_with_its_query(project: Any, users: di
 
 
 def test_dataset_version_lines_come_from_the_record_builder(project: Any, curated: dict[str, Any]) -> None:
-    version = dataset_version_freeze_gold(project=project, gold_val_fraction=0.5)
-    assert version.filters["kind"] == "gold"
     verified = dict(VerifiedPair.objects.values_list("pair_id", "via"))
+    # The split hashes pair ids, which differ per database: pin the newest pair to the validation half so
+    # both halves are there (an all-validation draw would leave no training data and refuse the freeze).
+    last = max(verified)
+    with mock.patch("curation.datasets.in_validation_split", lambda pair_id, fraction: pair_id == last):
+        version = dataset_version_freeze_gold(project=project, gold_val_fraction=0.5)
+    assert version.filters["kind"] == "gold"
     rows = [json.loads(x) for x in Path(version.train_data.path).read_text().splitlines()]
     if version.eval_data:
         rows += [json.loads(x) for x in Path(version.eval_data.path).read_text().splitlines()]
@@ -74,7 +79,7 @@ def test_dataset_version_lines_come_from_the_record_builder(project: Any, curate
     for row in rows:
         assert row["verified"] is True and row["via"] == verified[row["pair_id"]]
         assert row["dataset_version"] == version.name
-        assert row["split"] == ("gold_val" if in_validation_split(row["pair_id"], 0.5) else "gold_train")
+        assert row["split"] == ("gold_val" if row["pair_id"] == last else "gold_train")
         assert isinstance(row["prompt"], list) and isinstance(row["chosen"], str)  # what rewardmodel.ml reads
     lead_row = next(r for r in rows if r["via"] == "lead")
     assert lead_row["label"] == "A_CLEARLY" and lead_row["chosen"] == curated["pairs"][2].response_a
@@ -98,7 +103,11 @@ def test_datasets_page_freezes_gold_and_trains_on_a_version(
     admin, lead = client_for(users["adam"]), client_for(users["lena"])
     freeze = reverse("curation:dataset-freeze-gold", args=[project.pk])
     assert lead.post(freeze).status_code == 403 and not DatasetVersion.objects.exists()
-    assert admin.post(freeze).status_code == 302
+    # The fixture has two verified pairs and the split hashes pair ids (which differ per database):
+    # pin one pair to each half, so the version always has a training half.
+    verified = sorted(VerifiedPair.objects.filter(project=project).values_list("pair_id", flat=True))
+    with mock.patch("curation.datasets.in_validation_split", lambda pair_id, fraction: pair_id == verified[-1]):
+        assert admin.post(freeze).status_code == 302
     version = DatasetVersion.objects.get()
     page = lead.get(reverse("curation:dataset-list", args=[project.pk]))
     assert page.status_code == 200 and version.name in page.content.decode()
