@@ -420,9 +420,13 @@ def test_kill_9_mid_code_run_ends_the_run_failed_with_a_message(
     wait_for(lambda: CodeRun.objects.filter(pk=run.pk, status="running").exists(), timeout=60)
     assert worker_process.proc is not None
     dead_pid = worker_process.proc.pid  # the solo pool runs the sandbox in the worker's main process
+    from annotation.tools import cgroups
+
+    if settings.SANDBOX_USE_CGROUP and cgroups.detect(settings.SANDBOX_CGROUP_PARENT).usable:
+        # Runs get a cgroup here: the live run has one (no cleanup touches a live worker's cgroups;
+        # once it is dead, any worker starting, even another test's, may remove it at once).
+        wait_for(lambda: sandbox_cgroups_left(owners=[dead_pid]) != [], timeout=30)
     worker_process.kill()
-    # Where this machine gives the sandbox a cgroup, the killed worker's run cgroup is still there...
-    left_behind = sandbox_cgroups_left(owners=[dead_pid])
     time.sleep(3.5)
     assert jobs.reap(CODE_RUN)["failed"] == 1
     ended = CodeRun.objects.get(pk=run.pk)
@@ -431,9 +435,5 @@ def test_kill_9_mid_code_run_ends_the_run_failed_with_a_message(
     worker_process.start()
     time.sleep(4)
     assert CodeRun.objects.get(pk=run.pk).status == "failed"
-    # ...and the restarted worker removes it (its start-up cleanup; beat repeats it every 5 minutes).
-    from annotation.tools import cgroups
-
-    if settings.SANDBOX_USE_CGROUP and cgroups.detect(settings.SANDBOX_CGROUP_PARENT).usable:
-        assert left_behind, "runs get a cgroup here, so the dead worker's run left one behind"
+    # The dead worker's run cgroup is gone (a worker's start-up cleanup; beat repeats it every 5 minutes).
     wait_for(lambda: sandbox_cgroups_left(owners=[dead_pid]) == [], timeout=30)
