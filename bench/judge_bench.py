@@ -91,6 +91,7 @@ def cache_hit_cost(base_url: str, model: str, n_pairs: int) -> dict[str, Any]:
                 response_a=str(2 * n),
                 response_b=str(2 * n + 1),
                 source_label="A",
+                content_hash=f"judge-bench-{n}",  # unique per project
             )
             for n in range(n_pairs)
         ]
