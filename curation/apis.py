@@ -10,6 +10,7 @@ round is already running") is 409 ``{"detail": message}``.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -560,20 +561,7 @@ class PairVerdictApi(CurationApi):
         if not pair_labels_visible_to(request.user, pair):
             raise exceptions.PermissionDenied("You may still label this pair: its verdict is hidden until you have.")
         v = verdicts.pair_verdict_get(pair)
-        data = {
-            "pair_id": v.pair_id,
-            "state": v.state,
-            "settled": v.settled,
-            "side": v.side,
-            "strength": v.strength,
-            "preference": v.preference,
-            "via": v.via,
-            "pool": v.pool,
-            "votes": v.votes,
-            "majority": v.majority,
-            "reason": v.reason,
-        }
-        return Response(VerdictOutputSerializer(data).data)
+        return Response(VerdictOutputSerializer({**asdict(v), "settled": v.settled, "preference": v.preference}).data)
 
 
 # --- dataset versions ----------------------------------------------------------------------------
