@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from rewardmodel import apis
+from rewardmodel import apis, server_apis
 
 app_name = "rewardmodel_api"
 urlpatterns = [
@@ -26,4 +26,13 @@ urlpatterns = [
         name="model-version-evaluations",
     ),
     path("evaluations/<int:run_id>/", apis.EvaluationDetailApi.as_view(), name="evaluation-detail"),
+    path("scoring-servers/", server_apis.ScoringServerListApi.as_view(), name="scoring-server-list"),
+    path(
+        "scoring-servers/<int:server_id>/ping/", server_apis.ScoringServerPingApi.as_view(), name="scoring-server-ping"
+    ),
+    path(
+        "model-versions/<int:version_id>/scoring-server/",
+        server_apis.ModelVersionScoringServerApi.as_view(),
+        name="model-version-scoring-server",
+    ),
 ]

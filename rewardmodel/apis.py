@@ -400,6 +400,9 @@ class ModelVersionOutputSerializer(serializers.Serializer):
     eval_accuracy = serializers.FloatField(allow_null=True, help_text="D_gold accuracy of the checkpoint kept.")
     is_gold = serializers.BooleanField()
     is_current_best = serializers.BooleanField()
+    scoring_server_id = serializers.IntegerField(
+        allow_null=True, help_text="The scoring server it is scored on; null: in-process on the gpu worker."
+    )
     created_at = serializers.DateTimeField()
 
     class Meta:

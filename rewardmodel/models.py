@@ -36,6 +36,64 @@ class DatasetFile(models.Model):
         return f"{self.name} ({self.n_records} pairs)"
 
 
+class ScoringServer(models.Model):
+    """External scoring servers of one model (vLLM ``/classify`` or SGLang ``/classify``), one base URL per GPU.
+
+    A model version with a server attached is scored through it (``rewardmodel.scoring.pairs_score``) instead of
+    being loaded in-process; the worker still reads the version's tokenizer to format the texts. The API key is
+    write-only (never rendered, logged or returned by the API); ``api_key_env`` / ``api_key_file`` are preferred.
+    """
+
+    class Kind(models.TextChoices):
+        VLLM = "vllm", "vLLM (/classify, pooling runner)"
+        SGLANG = "sglang", "SGLang (/classify, --is-embedding)"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VLLM)
+    base_urls = models.TextField(
+        help_text="One base URL per line, one per GPU, e.g. http://gpu1:8000 (the server root, not /v1)."
+    )
+    served_model = models.CharField(
+        max_length=300, help_text="The model name the server answers to (vLLM --served-model-name; SGLang's path)."
+    )
+    api_key = models.CharField(max_length=500, blank=True, help_text="Write-only; never shown again.")
+    api_key_env = models.CharField(max_length=100, blank=True, help_text="Environment variable holding the key.")
+    api_key_file = models.CharField(max_length=300, blank=True, help_text="Path of a file holding the key.")
+    batch_size = models.PositiveIntegerField(
+        default=32, validators=[MinValueValidator(1), MaxValueValidator(4096)], help_text="Texts per request."
+    )
+    concurrency = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(1), MaxValueValidator(256)], help_text="Requests in flight per server."
+    )
+    timeout_s = models.FloatField(
+        default=120.0, validators=[MinValueValidator(0.1), MaxValueValidator(3600)], help_text="Seconds per request."
+    )
+    max_retries = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MaxValueValidator(20)],
+        help_text="Retries of a batch after 429, 408, 5xx, timeouts and refused connections.",
+    )
+    check_saturation = models.BooleanField(
+        default=True,
+        help_text="Refuse responses whose scores all lie in [0, 1] (a server applying a sigmoid).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def url_list(self) -> list[str]:
+        return [u.strip() for u in self.base_urls.splitlines() if u.strip()]
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self.api_key or self.api_key_env or self.api_key_file)
+
+
 class ModelVersion(models.Model):
     class Role(models.TextChoices):
         NONE = "", "None"
@@ -52,6 +110,14 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     is_gold = models.BooleanField(default=False)
     is_current_best = models.BooleanField(default=False)
+    scoring_server = models.ForeignKey(
+        ScoringServer,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="model_versions",
+        help_text="Score this version on these servers instead of loading it in-process.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

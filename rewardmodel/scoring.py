@@ -3,6 +3,12 @@
 The one way other apps score pairs without importing ``rewardmodel.ml`` (torch loads inside the
 function, so the web process never imports it). A loaded model is kept per process and path, so a
 worker that scores shard after shard loads the weights once.
+
+A model version with a scoring server attached (:class:`rewardmodel.models.ScoringServer`, vLLM or
+SGLang ``/classify``, one per GPU) is scored there instead: the worker loads only the version's
+tokenizer, formats each (conversation, response) exactly as the in-process scorer would (same chat
+template, same truncation: :class:`rewardmodel.ml.infer.ServerTextFormatter`) and sends the texts
+through :mod:`rewardmodel.remote`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 
 _lock = threading.Lock()
 _scorers: dict[tuple[str, int], Any] = {}
+_formatters: dict[tuple[str, bool], Any] = {}
 
 
 def _scorer(model_path: str, batch_size: int) -> Any:
@@ -27,16 +34,57 @@ def _scorer(model_path: str, batch_size: int) -> Any:
         return _scorers[key]
 
 
+def _formatter(model_path: str, server_adds_special_tokens: bool) -> Any:
+    from rewardmodel.ml.infer import ServerTextFormatter
+
+    key = (model_path, server_adds_special_tokens)
+    with _lock:
+        if key not in _formatters:
+            if len(_formatters) >= 4:
+                _formatters.pop(next(iter(_formatters)))
+            _formatters[key] = ServerTextFormatter.from_pretrained(
+                model_path, server_adds_special_tokens=server_adds_special_tokens
+            )
+        return _formatters[key]
+
+
 def pairs_score(
-    *, model_path: str, items: Sequence[tuple[Any, str, str]], batch_size: int = 64
+    *,
+    model_path: str,
+    items: Sequence[tuple[Any, str, str]],
+    batch_size: int = 64,
+    model_version_id: int | None = None,
 ) -> list[tuple[float, float]]:
     """``(r_a, r_b)`` for each ``(prompt, response_a, response_b)``, in input order.
 
-    ``prompt`` is an hh transcript or a list of ``{role, content}`` messages. Batched and sorted by
-    length inside (rewardmodel.ml.infer); bf16 autocast on CUDA. Raises ValueError for a bad item.
+    ``prompt`` is an hh transcript or a list of ``{role, content}`` messages. In-process: batched and
+    sorted by length (rewardmodel.ml.infer); bf16 autocast on CUDA. When the model version (by
+    ``model_version_id``, else the version whose checkpoint is ``model_path``) has a scoring server,
+    the server scores instead, with its own batch size; its errors raise
+    :class:`rewardmodel.remote.RemoteScoringError` (nothing is returned for part of the items).
+    Raises ValueError for a bad item.
     """
     if not items:
         return []
+    from rewardmodel.servers import scoring_server_config, scoring_server_for
+
+    server = scoring_server_for(model_path=model_path, model_version_id=model_version_id)
+    if server is not None:
+        return _pairs_score_remote(scoring_server_config(server), model_path, items)
     records = [{"prompt": prompt, "chosen": a, "rejected": b} for prompt, a, b in items]
     scores = _scorer(model_path, batch_size).score_pairs(records)
     return [(float(a), float(b)) for a, b in zip(scores["r_chosen"], scores["r_rejected"], strict=True)]
+
+
+def _pairs_score_remote(
+    config: Any, model_path: str, items: Sequence[tuple[Any, str, str]]
+) -> list[tuple[float, float]]:
+    from rewardmodel.remote import RemoteScorer
+
+    prompts = [prompt for prompt, _, _ in items]
+    texts = _formatter(model_path, config.server_adds_special_tokens).texts(
+        prompts + prompts, [a for _, a, _ in items] + [b for _, _, b in items]
+    )
+    rewards = RemoteScorer(config).score(texts)
+    n = len(items)
+    return list(zip(rewards[:n], rewards[n:], strict=True))

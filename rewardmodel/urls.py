@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from rewardmodel import views
+from rewardmodel import server_views, views
 
 app_name = "rewardmodel"
 
@@ -15,4 +15,10 @@ urlpatterns = [
     path("versions/<int:version_id>/", views.version_detail, name="version-detail"),
     path("versions/<int:version_id>/promote/", views.version_promote, name="version-promote"),
     path("evaluations/<int:run_id>/", views.evaluation_detail, name="evaluation-detail"),
+    path("servers/", server_views.server_list, name="server-list"),
+    path("servers/new/", server_views.server_edit, name="server-new"),
+    path("servers/<int:server_id>/", server_views.server_edit, name="server-edit"),
+    path("servers/<int:server_id>/ping/", server_views.server_ping, name="server-ping"),
+    path("servers/<int:server_id>/delete/", server_views.server_delete, name="server-delete"),
+    path("versions/<int:version_id>/server/", server_views.version_attach_server, name="version-attach-server"),
 ]

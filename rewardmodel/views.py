@@ -24,6 +24,7 @@ from rewardmodel.forms import EvaluateForm, PromoteForm, TrainingJobForm
 from rewardmodel.models import DatasetFile, EvaluationRun, ModelVersion, TrainingJob
 from rewardmodel.presets import effective_bf16, where_it_runs
 from rewardmodel.selectors import training_device_last_seen
+from rewardmodel.server_forms import AttachServerForm
 from rewardmodel.services import (
     dataset_file_register_upload,
     evaluation_create,
@@ -159,7 +160,7 @@ def job_resume(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @staff_required
 def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = get_object_or_404(ModelVersion, pk=version_id)
+    version = get_object_or_404(ModelVersion.objects.select_related("scoring_server"), pk=version_id)
     form = EvaluateForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -175,6 +176,7 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
         "promote_form": PromoteForm(),
         "evaluations": version.evaluations.select_related("data")[:20],
         "job": TrainingJob.objects.filter(model_version=version).first(),
+        "attach_form": AttachServerForm(initial={"server": version.scoring_server_id}),
     }
     return render(request, "rewardmodel/version_detail.html", context)
 

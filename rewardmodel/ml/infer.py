@@ -28,7 +28,16 @@ import numpy as np
 import torch
 
 from rewardmodel.ml.callbacks import ScoringCancelled
-from rewardmodel.ml.data import Message, Record, SequenceEncoder, iter_chunks, pad_batch, read_jsonl, validate_record
+from rewardmodel.ml.data import (
+    Message,
+    Record,
+    SequenceEncoder,
+    _special_wrapping,
+    iter_chunks,
+    pad_batch,
+    read_jsonl,
+    validate_record,
+)
 
 DEFAULT_MAX_LENGTH = 1024
 
@@ -233,6 +242,66 @@ class Scorer:
             "n_scored": n_scored,
             "accuracy": n_correct / n_scored if n_scored else float("nan"),
         }
+
+
+class ServerTextFormatter:
+    """The text a scoring server (vLLM ``/classify``, SGLang ``/classify``) must receive to score what :class:`Scorer`
+    scores: the same chat template (or plain hh form) and the same truncation (response kept, conversation
+    left-truncated, ``max_length`` clamped to the model's position limit), through the same
+    :class:`~rewardmodel.ml.data.SequenceEncoder`. Only the tokenizer and ``config.json`` are loaded, never weights.
+
+    Each sequence is tokenised and truncated here, then decoded back to text (``skip_special_tokens=False``), so the
+    template's special tokens travel as text and the server's tokenizer maps them back to the same ids.
+    ``server_adds_special_tokens``: the server tokenises with ``add_special_tokens=True`` (SGLang's ``/classify``
+    does; vLLM's is sent ``add_special_tokens: false``), so the ids the tokenizer adds itself (BOS for Llama,
+    ``[CLS]``/``[SEP]`` for BERT) are cut from the text, as the Skywork-Reward-V2 model card does for SGLang.
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int, *, server_adds_special_tokens: bool = False) -> None:
+        self.tokenizer = tokenizer
+        self.encoder = SequenceEncoder(tokenizer, max_length)
+        self.max_length = self.encoder.max_length
+        self.strip: tuple[list[int], list[int]] = (
+            _special_wrapping(tokenizer) if server_adds_special_tokens else ([], [])
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str] | None,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        server_adds_special_tokens: bool = False,
+    ) -> ServerTextFormatter:
+        """Tokenizer and position limit of the checkpoint at ``path`` (None = packaged MiniLM); no weights."""
+        from types import SimpleNamespace
+
+        from transformers import AutoConfig
+
+        from rewardmodel.ml.modeling import load_tokenizer, quiet_transformers, resolve_model_path
+
+        tokenizer = load_tokenizer(path)
+        with quiet_transformers():
+            config = AutoConfig.from_pretrained(resolve_model_path(path))
+        limit = model_position_limit(SimpleNamespace(config=config), tokenizer)
+        return cls(
+            tokenizer,
+            min(max_length, limit) if limit else max_length,
+            server_adds_special_tokens=server_adds_special_tokens,
+        )
+
+    def texts(self, prompts: Sequence[str | Sequence[Message]], responses: Sequence[str]) -> list[str]:
+        """The server text of each (prompt_i, response_i), in input order."""
+        head, tail = self.strip
+        out: list[str] = []
+        for ids in self.encoder.encode(prompts, responses):
+            seq = [int(i) for i in ids]
+            if head and seq[: len(head)] == head:
+                seq = seq[len(head) :]
+            if tail and seq[-len(tail) :] == tail:
+                seq = seq[: -len(tail)]
+            out.append(self.tokenizer.decode(seq, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+        return out
 
 
 def _complete_lines(path: Path) -> int:
