@@ -11,6 +11,12 @@ Every value of a record must also be storable as is in PostgreSQL text and jsonb
 no NUL characters, no lone UTF-16 surrogates, no NaN/Infinity, integers within 64 bits, nesting
 at most :data:`MAX_DEPTH` levels. A value that breaks one of these is a :class:`RecordError`
 naming its field (e.g. ``metadata.scores[2]``), never an error at insert time.
+
+Two parsers, one verdict. A line is first parsed by orjson (a strict, fast parser) and accepted
+there only when the quick checks of :func:`_fast_loads` prove that the careful path would accept
+it too; anything else (a JSON error, NaN, a lone surrogate, a NUL, a deep or huge number) goes
+through the careful path (:func:`_loads` and :func:`_check_value`), which names the field. So the
+errors are the careful path's, and a good line costs one orjson parse.
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 MAX_DEPTH = 32  # nesting levels of a record (a message list is 3): deeper is refused before it costs stack
 MAX_INT_DIGITS = 19  # 64-bit integers; longer digit strings are refused before Python converts them
 _INT64 = 2**63
 
 ROLE_ALIASES = {"human": "user", "user": "user", "assistant": "assistant", "system": "system", "gpt": "assistant"}
 _TURN_SPLIT_RE = re.compile(r"\n\n(Human|Assistant|System):")
+_MARKER_ROLES = {"Human": "user", "Assistant": "assistant", "System": "system"}
 
 
 class RecordError(ValueError):
@@ -76,8 +85,20 @@ def content_hash(conversation: list[dict[str, str]], response_a: str, response_b
     so the responses are sorted before hashing.
     """
     first, second = sorted([response_a, response_b])
-    payload = json.dumps([conversation, first, second], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_hash_payload([conversation, first, second])).hexdigest()
+
+
+def _hash_payload(value: list[Any]) -> bytes:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` as UTF-8: the hashed form.
+
+    orjson writes the same bytes for the strings and lists of dicts of strings a pair is made of
+    (tests/annotation/test_import_onepass.py checks every control and escape character), so stored
+    hashes stay valid. Values orjson refuses (a lone surrogate, a non-string key) take the stdlib.
+    """
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", errors="surrogatepass")
 
 
 def parse_transcript(text: str) -> list[dict[str, str]]:
@@ -89,10 +110,11 @@ def parse_transcript(text: str) -> list[dict[str, str]]:
     """
     # re.split with a capturing group alternates [text, role, text, role, text, ...].
     parts = _TURN_SPLIT_RE.split(text if text.startswith("\n\n") else "\n\n" + text)
-    messages = [{"role": "user", "content": parts[0].strip()}] if parts[0].strip() else []
+    head = parts[0].strip()
+    messages = [{"role": "user", "content": head}] if head else []
     last = len(parts) - 2
     for i in range(1, len(parts), 2):
-        role = ROLE_ALIASES[parts[i].lower()]
+        role = _MARKER_ROLES[parts[i]]
         content = parts[i + 1].strip()
         if not content and i == last and role == "assistant":
             continue
@@ -254,17 +276,104 @@ def _loads(line: str) -> Any:
         raise RecordError(where, f"is nested more than {MAX_DEPTH} levels deep") from None
 
 
+Fields = tuple[list[dict[str, str]], str, str, str, str, str, str, dict[str, Any]]
+"""(conversation, response_a, response_b, source_label, external_id, source, subset, metadata)."""
+
+
+def _fast_loads(data: bytes) -> dict[str, Any] | None:
+    """``data`` parsed by orjson when it is certainly a storable JSON object, else None.
+
+    orjson refuses NaN/Infinity, numbers that overflow a double, lone surrogates, invalid UTF-8
+    and a BOM, so what it accepts can only break the rules of this module by a NUL (written
+    ``\\u0000``: JSON has no other way), nesting deeper than :data:`MAX_DEPTH`, an integer outside
+    64 bits, or an integer so long that orjson made it a float (19 digits or more). The walk below
+    checks the last three; any doubt returns None and the careful path decides.
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if type(value) is not dict or b"\\u0000" in data:
+        return None
+    if all(type(item) is str for item in value.values()):
+        return value  # a flat record of strings (a transcript prompt): nothing more to check
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    saw_float = False
+    while stack:
+        item, depth = pop()
+        if depth > MAX_DEPTH:
+            return None
+        kind = type(item)
+        if kind is str:
+            continue
+        if kind is dict:
+            for child in item.values():
+                push((child, depth + 1))
+        elif kind is list:
+            for child in item:
+                push((child, depth + 1))
+        elif kind is int:
+            if not -_INT64 <= item < _INT64:
+                return None
+        elif kind is float:
+            saw_float = True
+    if saw_float and _LONG_DIGITS_RE.search(data):
+        return None  # perhaps an integer too big for 64 bits that orjson turned into a float
+    return value
+
+
+_LONG_DIGITS_RE = re.compile(rb"\d{%d}" % MAX_INT_DIGITS)
+
+
+def _careful_loads(line: str) -> dict[str, Any]:
+    """The stdlib parser with hooks, then the full walk: every error names its field."""
+    record = _loads(line.removeprefix("\ufeff"))
+    if not isinstance(record, dict):
+        kind = "a number out of range" if isinstance(record, _Rejected) else type(record).__name__
+        raise RecordError("", f"expected a JSON object, got {kind}")
+    _check_value(record, "", 0)
+    return record
+
+
+def parse_fields(data: bytes) -> Fields:
+    """Parse and validate one JSON Lines record given as UTF-8 bytes; the importer's entry point.
+
+    Returns the fields as a plain tuple (no per-record object). Raises :class:`RecordError`
+    naming the field, or :class:`UnicodeDecodeError` when ``data`` is not UTF-8.
+    """
+    record = _fast_loads(data)
+    if record is None:
+        record = _careful_loads(data.decode("utf-8"))
+    return _fields(record)
+
+
 def parse_record(line: str) -> PairRecord:
     """Parse and validate one JSON Lines record; raises :class:`RecordError` naming the field.
 
     A UTF-8 byte-order mark before the first record is ignored (the file reader strips it; one
     left at the start of ``line`` is stripped here too).
     """
-    record = _loads(line.removeprefix("\ufeff"))
-    if not isinstance(record, dict):
-        kind = "a number out of range" if isinstance(record, _Rejected) else type(record).__name__
-        raise RecordError("", f"expected a JSON object, got {kind}")
-    _check_value(record, "", 0)
+    try:
+        record = _fast_loads(line.encode("utf-8"))
+    except UnicodeEncodeError:  # a raw lone surrogate: the careful path names its field
+        record = None
+    if record is None:
+        record = _careful_loads(line)
+    conversation, first, second, label, external_id, source, subset, metadata = _fields(record)
+    return PairRecord(
+        conversation=conversation,
+        response_a=first,
+        response_b=second,
+        source_label=label,
+        external_id=external_id,
+        source=source,
+        subset=subset,
+        metadata=metadata,
+    )
+
+
+def _fields(record: dict[str, Any]) -> Fields:
     if "prompt" not in record:
         raise RecordError("prompt", "is missing")
     conversation = _conversation(record["prompt"])
@@ -284,13 +393,13 @@ def parse_record(line: str) -> PairRecord:
         metadata = {}
     if not isinstance(metadata, dict):
         raise RecordError("metadata", f"must be an object, got {type(metadata).__name__}")
-    return PairRecord(
-        conversation=conversation,
-        response_a=first,
-        response_b=second,
-        source_label=label,
-        external_id=_optional_str(record, "id"),
-        source=_optional_str(record, "source"),
-        subset=_optional_str(record, "subset"),
-        metadata=metadata,
+    return (
+        conversation,
+        first,
+        second,
+        label,
+        _optional_str(record, "id"),
+        _optional_str(record, "source"),
+        _optional_str(record, "subset"),
+        metadata,
     )

@@ -1,25 +1,48 @@
-"""Importing pair files: validate the whole file, then insert through a bulk path.
+"""Importing pair files: one pass that validates every line and writes the good ones, all or nothing.
 
-Two passes over the file so memory stays flat for very large files: pass 1 parses and validates
-every line (keeping only content hashes); if any line is bad nothing is written. Pass 2 inserts the
-new pairs inside one transaction: COPY on PostgreSQL, batched ``bulk_create`` elsewhere.
+Each line is parsed once (:func:`annotation.formats.parse_fields`: orjson, with the careful parser
+only for lines it cannot vouch for) and, while no line has failed, written at once inside one
+transaction:
+
+- PostgreSQL: a binary COPY into a temporary staging table, then one
+  ``INSERT ... SELECT ... ON CONFLICT (project_id, content_hash) DO NOTHING`` that skips pairs the
+  project already has and repeats within the file (the first occurrence wins: the staging table
+  is read in the order it was written). The database does the dedup, so memory stays flat
+  whatever the file's size.
+- elsewhere (the embedded SQLite default): batched ``bulk_create(ignore_conflicts=True)``
+  (``INSERT OR IGNORE``, in file order), counted afterwards.
+
+After the first bad line nothing more is written, but every line is still validated, so the
+report lists every bad line (up to :data:`MAX_REPORTED_ERRORS`); then the transaction rolls back
+and nothing of the file is left behind. A worker killed mid-import leaves nothing either (the
+transaction never committed), so the retry imports each pair exactly once.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+import itertools
+import queue
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import pq
 
-from annotation.formats import LineError, PairRecord, RecordError, parse_record
+from annotation.formats import Fields, LineError, RecordError, content_hash, parse_fields
 from annotation.models import ImportBatch, Pair, Project
 
 MAX_REPORTED_ERRORS = 200
+COPY_CHUNK_BYTES = 1 << 20  # rows are sent to PostgreSQL in writes of about this size
+_BOM = b"\xef\xbb\xbf"
 
 
 class ImportValidationError(Exception):
@@ -43,70 +66,104 @@ class ImportResult:
     errors: list[LineError] = field(default_factory=list)
 
 
-def _records(path: Path) -> Iterator[tuple[int, str]]:
-    # utf-8-sig: a byte-order mark (as some Windows editors write) is not part of the first record.
-    with path.open("r", encoding="utf-8-sig", errors="strict") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, line
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes) of each non-blank line, numbered as a text-mode reader would.
+
+    Read as bytes (orjson parses UTF-8 directly; a line that is not UTF-8 fails alone, with its
+    own number). A byte-order mark at the start of the file is not part of the first record. Line
+    breaks are those of Python's universal newlines (``\\n``, ``\\r\\n`` and a lone ``\\r``).
+    """
+    number = 0
+    with path.open("rb") as handle:
+        first = handle.readline()
+        for raw in itertools.chain([first.removeprefix(_BOM)], handle):
+            if b"\r" in raw:
+                for part in _split_cr(raw):
+                    number += 1
+                    if not _blank(part):
+                        yield number, part
+                continue
+            number += 1
+            if raw[:1] == b"{" or not _blank(raw):  # a record starts with "{"; anything else is looked at
+                yield number, raw
 
 
-def validate_file(path: Path, filename: str) -> tuple[int, set[str]]:
-    """Pass 1: parse every line. Returns (non-blank line count, distinct content hashes).
+def _blank(raw: bytes) -> bool:
+    return not raw.strip() or not raw.decode("utf-8", "replace").strip()  # Unicode spaces are blank too
+
+
+def _split_cr(raw: bytes) -> list[bytes]:
+    parts = raw.replace(b"\r\n", b"\n").split(b"\r")
+    if parts[-1] == b"":  # "...\r" at the end of the file: the break closes the line, opens none
+        parts.pop()
+    return parts
+
+
+Row = tuple[int, Fields, str]  # (line number, parsed fields, content hash)
+Sink = Callable[[Row], None]
+
+
+@dataclass
+class _Scan:
+    n_lines: int = 0
+    errors: list[LineError] = field(default_factory=list)
+    total_errors: int = 0
+
+    def check(self, filename: str) -> None:
+        """Raise :class:`ImportValidationError` listing every bad line, if there was one."""
+        if self.n_lines == 0 and not self.errors:
+            self.errors.append(LineError(0, "", "the file has no records"))
+            self.total_errors = 1
+        if self.errors:
+            raise ImportValidationError(self.errors, self.total_errors, filename)
+
+
+def _scan(path: Path, sink: Sink) -> _Scan:
+    """Validate every line of ``path``, passing each good row to ``sink`` until a line fails.
+
+    Every line is read whatever happens, so the result counts and lists every bad line.
+    """
+    scan = _Scan()
+    errors = scan.errors
+    for number, raw in _lines(path):
+        scan.n_lines += 1
+        try:
+            fields = parse_fields(raw)
+        except RecordError as exc:
+            error = LineError(number, exc.field, exc.message)
+        except UnicodeDecodeError as exc:
+            error = LineError(number, "", f"not UTF-8 text ({exc.reason})")
+        else:
+            if not scan.total_errors:
+                sink((number, fields, content_hash(fields[0], fields[1], fields[2])))
+            continue
+        scan.total_errors += 1
+        if len(errors) < MAX_REPORTED_ERRORS:
+            errors.append(error)
+    return scan
+
+
+def validate_file(path: Path, filename: str) -> int:
+    """Validate ``path`` without writing anything. Returns the number of records.
 
     Raises :class:`ImportValidationError` listing (line, field, message) for every bad line.
     """
-    errors: list[LineError] = []
-    total_errors = 0
-    hashes: set[str] = set()
-    n_lines = 0
-    try:
-        for number, line in _records(path):
-            n_lines += 1
-            try:
-                hashes.add(parse_record(line).content_hash)
-            except RecordError as exc:
-                total_errors += 1
-                if len(errors) < MAX_REPORTED_ERRORS:
-                    errors.append(LineError(number, exc.field, exc.message))
-    except UnicodeDecodeError as exc:
-        errors.append(LineError(n_lines + 1, "", f"not UTF-8 text ({exc.reason})"))
-        total_errors += 1
-    if n_lines == 0 and not errors:
-        errors.append(LineError(0, "", "the file has no records"))
-        total_errors = 1
-    if errors:
-        raise ImportValidationError(errors, total_errors, filename)
-    return n_lines, hashes
+    scan = _scan(path, lambda row: None)
+    scan.check(filename)
+    return scan.n_lines
 
 
-def _existing_hashes(project: Project, hashes: Iterable[str], chunk: int = 5000) -> set[str]:
-    pending = list(hashes)
-    found: set[str] = set()
-    for start in range(0, len(pending), chunk):
-        found.update(
-            Pair.objects.filter(project=project, content_hash__in=pending[start : start + chunk]).values_list(
-                "content_hash", flat=True
-            )
-        )
-    return found
+# --- PostgreSQL: a parsing thread, and a binary COPY per chunk of new pairs -----------------------
 
-
-def _new_records(path: Path, skip: set[str]) -> Iterator[tuple[PairRecord, str]]:
-    """Pass 2: valid records whose hash is neither in ``skip`` nor seen earlier in the file."""
-    seen = set(skip)
-    for _number, line in _records(path):
-        record = parse_record(line)
-        digest = record.content_hash
-        if digest in seen:
-            continue
-        seen.add(digest)
-        yield record, digest
-
-
+# The COPY's columns: those every row of an import shares first, so they are packed once per import.
 _COPY_COLUMNS = (
     "project_id",
     "batch_id",
+    "priority",
+    "status",
+    "n_claimed",
+    "n_submitted",
+    "created_at",
     "external_id",
     "conversation",
     "response_a",
@@ -116,89 +173,261 @@ _COPY_COLUMNS = (
     "subset",
     "metadata",
     "content_hash",
-    "priority",
-    "status",
-    "n_claimed",
-    "n_submitted",
-    "created_at",
 )
+# COPY BINARY: the signature, no flags, no header extension; the end is a field count of -1.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz travels as microseconds since then
+_pack_int = struct.Struct("!i").pack
+_EMPTY = _pack_int(0)
+_JSONB_VERSION = b"\x01"  # jsonb's binary form is a version byte, then the JSON text
 
 
-def _insert_copy(project: Project, batch: ImportBatch, rows: Iterator[tuple[PairRecord, str]]) -> int:
-    now = timezone.now()
+def _shared_fields(project: Project, batch: ImportBatch, now: datetime) -> bytes:
+    """The binary COPY fields every row of this import shares: field count, then the first 7 columns."""
+    status = Pair.Status.OPEN.value.encode()
+    micros = (now - _PG_EPOCH) // timedelta(microseconds=1)
+    return struct.pack(
+        f"!hiqiqidi{len(status)}sihihiq",
+        len(_COPY_COLUMNS),
+        *(8, project.pk),
+        *(8, batch.pk),
+        *(8, 0.0),  # priority
+        *(len(status), status),
+        *(2, 0),  # n_claimed
+        *(2, 0),  # n_submitted
+        *(8, micros),  # created_at
+    )
+
+
+def _binary_row(shared: bytes, fields: Fields, digest: str) -> bytes:
+    conversation, response_a, response_b, label, external_id, source, subset, metadata = fields
+    conversation_json = orjson.dumps(conversation)
+    metadata_json = orjson.dumps(metadata)
+    external = external_id.encode()
+    first = response_a.encode()
+    second = response_b.encode()
+    pack = _pack_int
+    return b"".join(
+        (
+            shared,
+            pack(len(external)),
+            external,
+            pack(len(conversation_json) + 1),
+            _JSONB_VERSION,
+            conversation_json,
+            pack(len(first)),
+            first,
+            pack(len(second)),
+            second,
+            _LABEL_A if label else _EMPTY,
+            _text_field(source),
+            _text_field(subset),
+            pack(len(metadata_json) + 1),
+            _JSONB_VERSION,
+            metadata_json,
+            _HASH_LENGTH,
+            digest.encode(),
+        )
+    )
+
+
+def _text_field(value: str) -> bytes:
+    return _pack_int(len(data := value.encode())) + data if value else _EMPTY
+
+
+_LABEL_A = _pack_int(1) + Pair.SourceLabel.A.value.encode()
+_HASH_LENGTH = _pack_int(64)  # a SHA-256 hex digest
+
+
+Chunk = list[tuple[str, bytes]]  # (content hash, binary COPY row)
+
+
+class _Parser(threading.Thread):
+    """Reads and validates the file, handing chunks of COPY rows to the importing (database) thread.
+
+    Parsing is Python work and the database's insert is PostgreSQL's, so the two overlap: the
+    database thread waits on its socket (without the GIL) while this one parses the next chunk.
+    The queue holds at most two chunks, so memory is flat whatever the size of the file.
+    """
+
+    def __init__(self, path: Path, shared: bytes, chunk_rows: int) -> None:
+        super().__init__(name="pair-import-parser", daemon=True)
+        self.path, self.shared, self.chunk_rows = path, shared, chunk_rows
+        self.chunks: queue.Queue[Chunk | None] = queue.Queue(maxsize=2)
+        self.stopped = threading.Event()  # set by the database thread when it gives up
+        self.scan: _Scan | None = None
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        chunk: Chunk = []
+        shared = self.shared
+
+        def sink(row: Row) -> None:
+            nonlocal chunk
+            _number, fields, digest = row
+            chunk.append((digest, _binary_row(shared, fields, digest)))
+            if len(chunk) >= self.chunk_rows:
+                self._put(chunk)
+                chunk = []
+
+        try:
+            self.scan = _scan(self.path, sink)
+            if chunk and not self.scan.total_errors:
+                self._put(chunk)
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the database thread, which raises it
+            self.failure = exc
+        with suppress(_Stopped):
+            self._put(None)
+
+    def _put(self, item: Chunk | None) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.chunks.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+
+class _Stopped(Exception):
+    """The database thread stopped reading chunks (it failed); the parser ends."""
+
+
+def _copy_chunk(cursor: Any, project: Project, chunk: Chunk, copy_sql: str) -> int:
+    """Insert the pairs of ``chunk`` the project lacks (earlier chunks included); returns how many.
+
+    One indexed look-up for the chunk's hashes, then a binary COPY of the new rows. Repeats within
+    the chunk are dropped here, and later ones find the earlier rows already in the table, so the
+    first occurrence in the file is the one stored.
+    """
+    cursor.execute(
+        f"SELECT content_hash FROM {Pair._meta.db_table} WHERE project_id = %s AND content_hash = ANY(%s)",
+        [project.pk, [digest for digest, _row in chunk]],
+    )
+    seen = {digest for (digest,) in cursor.fetchall()}
+    rows = [_COPY_HEADER]
+    for digest, row in chunk:
+        if digest not in seen:
+            seen.add(digest)
+            rows.append(row)
+    if len(rows) == 1:
+        return 0
+    rows.append(_COPY_TRAILER)
+    with cursor.cursor.copy(copy_sql) as copy:  # the psycopg cursor: Django's wrapper has no COPY API
+        copy.write(b"".join(rows))
+    return len(rows) - 2
+
+
+def _import_postgresql(project: Project, batch: ImportBatch, path: Path) -> tuple[int, int]:
     table = Pair._meta.db_table
-    count = 0
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # the psycopg cursor: Django's wrapper has no COPY API
-        with raw.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
-            for record, digest in rows:
-                copy.write_row(
-                    (
-                        project.pk,
-                        batch.pk,
-                        record.external_id,
-                        json.dumps(record.conversation, ensure_ascii=False),
-                        record.response_a,
-                        record.response_b,
-                        record.source_label,
-                        record.source,
-                        record.subset,
-                        json.dumps(record.metadata, ensure_ascii=False),
-                        digest,
-                        0.0,
-                        Pair.Status.OPEN,
-                        0,
-                        0,
-                        now,
-                    )
-                )
-                count += 1
-    return count
+    copy_sql = f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+    parser = _Parser(path, _shared_fields(project, batch, timezone.now()), int(settings.IMPORT_BATCH_SIZE))
+    n_imported = 0
+    with connection.cursor() as cursor, _bulk_load_settings(cursor, table):
+        parser.start()
+        try:
+            while (chunk := parser.chunks.get()) is not None:
+                n_imported += _copy_chunk(cursor, project, chunk, copy_sql)
+        finally:
+            parser.stopped.set()
+            parser.join()
+    if parser.failure is not None:
+        raise parser.failure
+    assert parser.scan is not None
+    parser.scan.check(batch.filename)  # a bad line: raised here, and the caller's rollback undoes the COPYs
+    return parser.scan.n_lines, n_imported
 
 
-def _insert_bulk(project: Project, batch: ImportBatch, rows: Iterator[tuple[PairRecord, str]]) -> int:
+@contextmanager
+def _bulk_load_settings(cursor: Any, table: str) -> Iterator[None]:
+    """Within this transaction: lz4 for the values PostgreSQL compresses, foreign keys checked per chunk.
+
+    - Responses and conversations over about 2 kB are compressed on insert; lz4 costs a fraction
+      of the default pglz (reads are transparent, and the column default is unchanged). Used only
+      where the server was built with it.
+    - Django's foreign keys are deferred to the commit, where 2 checks per pair would run after
+      the import while nothing else does; made immediate here, each COPY checks its own rows
+      while the parser works on the next chunk. Their deferred state comes back at the end.
+    """
+    cursor.execute(
+        "SELECT current_setting('default_toast_compression'),"
+        " 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+    )
+    compression, has_lz4 = cursor.fetchone()
+    cursor.execute(
+        "SELECT quote_ident(conname) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'"
+        " AND condeferrable AND condeferred AND confrelid IN (%s::regclass, %s::regclass)",
+        [table, Project._meta.db_table, ImportBatch._meta.db_table],
+    )
+    deferred = ", ".join(name for (name,) in cursor.fetchall())
+    if has_lz4:
+        cursor.execute("SELECT set_config('default_toast_compression', 'lz4', true)")
+    if deferred:
+        cursor.execute(f"SET CONSTRAINTS {deferred} IMMEDIATE")
+    try:
+        yield
+    finally:
+        if cursor.cursor.connection.info.transaction_status == pq.TransactionStatus.INTRANS:  # not after an error
+            if has_lz4:
+                cursor.execute("SELECT set_config('default_toast_compression', %s, true)", [compression])
+            if deferred:
+                cursor.execute(f"SET CONSTRAINTS {deferred} DEFERRED")
+
+
+# --- elsewhere (SQLite): batched INSERT OR IGNORE ------------------------------------------------
+
+
+def _import_bulk(project: Project, batch: ImportBatch, path: Path) -> tuple[int, int]:
     size = int(settings.IMPORT_BATCH_SIZE)
     buffer: list[Pair] = []
-    count = 0
-    for record, digest in rows:
+
+    def flush() -> None:
+        # Ignoring conflicts skips pairs already stored and earlier repeats in the file (rows go in
+        # file order); every other constraint of a validated row holds, so nothing else is ignored.
+        Pair.objects.bulk_create(buffer, batch_size=size, ignore_conflicts=True)
+        buffer.clear()
+
+    def sink(row: Row) -> None:
+        _number, (conversation, response_a, response_b, label, external_id, source, subset, metadata), digest = row
         buffer.append(
             Pair(
                 project=project,
                 batch=batch,
-                external_id=record.external_id,
-                conversation=record.conversation,
-                response_a=record.response_a,
-                response_b=record.response_b,
-                source_label=record.source_label,
-                source=record.source,
-                subset=record.subset,
-                metadata=record.metadata,
+                external_id=external_id,
+                conversation=conversation,
+                response_a=response_a,
+                response_b=response_b,
+                source_label=label,
+                source=source,
+                subset=subset,
+                metadata=metadata,
                 content_hash=digest,
             )
         )
         if len(buffer) >= size:
-            Pair.objects.bulk_create(buffer, batch_size=size)
-            count += len(buffer)
-            buffer = []
+            flush()
+
+    scan = _scan(path, sink)
+    scan.check(batch.filename)
     if buffer:
-        Pair.objects.bulk_create(buffer, batch_size=size)
-        count += len(buffer)
-    return count
+        flush()
+    return scan.n_lines, Pair.objects.filter(batch=batch).count()
 
 
 def pairs_import(*, project: Project, path: Path, batch: ImportBatch) -> ImportResult:
-    """Validate ``path`` whole, then insert its new pairs into ``project`` under ``batch``.
+    """Validate ``path`` whole and insert its new pairs into ``project`` under ``batch``, in one pass.
 
     All or nothing: on any invalid line :class:`ImportValidationError` is raised and no pair is
     written. Pairs already in the project (same conversation and responses, in either order) and
     repeats within the file are skipped and counted as duplicates.
     """
-    n_lines, hashes = validate_file(path, batch.filename)
+    run: Callable[[Project, ImportBatch, Path], tuple[int, int]]
+    run = _import_postgresql if connection.vendor == "postgresql" else _import_bulk
     with transaction.atomic():
-        existing = _existing_hashes(project, hashes)
-        rows = _new_records(path, existing)
-        insert = _insert_copy if connection.vendor == "postgresql" else _insert_bulk
-        n_imported = insert(project, batch, rows)
+        n_lines, n_imported = run(project, batch, path)
         batch.n_lines = n_lines
         batch.n_imported = n_imported
         batch.n_duplicates = n_lines - n_imported
