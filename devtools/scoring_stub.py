@@ -36,6 +36,7 @@ def stub_logit(text: str) -> float:
 class StubServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default backlog (5) refuses connections when many requests are in flight
 
     def __init__(
         self,
