@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 PING_PROMPT = "What is 2 + 2?"
 PING_CHOSEN = "2 + 2 = 4."
 PING_REJECTED = "2 + 2 = 5."
+#: The ping runs inside a web request: one attempt per URL, at most this long each.
+PING_TIMEOUT_S = 10.0
 
 
 def scoring_server_api_key(server: ScoringServer) -> str:
@@ -123,7 +125,8 @@ def scoring_server_ping(*, server: ScoringServer) -> dict[str, Any]:
     Returns ``{"ok": bool, "results": [{"url", "ok", "r_chosen", "r_rejected", "latency_ms", "error",
     "probabilities": bool}]}``. ``probabilities`` flags two scores both in [0, 1] (a server that probably
     applies a sigmoid; two values cannot prove it, the scoring check needs at least
-    ``remote.SATURATION_MIN_VALUES``). One attempt per URL, no retries: a ping must answer fast.
+    ``remote.SATURATION_MIN_VALUES``). One attempt per URL, no retries, at most ``PING_TIMEOUT_S`` each:
+    the ping runs in a web request.
     """
     try:
         config = scoring_server_config(server)
@@ -142,7 +145,14 @@ def scoring_server_ping(*, server: ScoringServer) -> dict[str, Any]:
     ]
     results = []
     for url in config.base_urls:
-        one = remote.RemoteScorer(dataclasses.replace(config, base_urls=(url,), max_retries=0, check_saturation=False))
+        ping_config = dataclasses.replace(
+            config,
+            base_urls=(url,),
+            max_retries=0,
+            check_saturation=False,
+            timeout_s=min(config.timeout_s, PING_TIMEOUT_S),
+        )
+        one = remote.RemoteScorer(ping_config)
         started = time.perf_counter()
         try:
             r_chosen, r_rejected = one.score(texts)

@@ -41,6 +41,7 @@ PURE = [
     "curation/judges/voting.py",
     "curation/judges/examples.py",
     "curation/judges/client.py",
+    "rewardmodel/remote.py",
 ]
 TORCH_OK = "rewardmodel/ml"
 TOOLS = "annotation/tools"
