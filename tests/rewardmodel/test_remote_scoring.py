@@ -155,6 +155,28 @@ def test_stage2_stores_the_servers_raw_scores(project: Any, attached_models: dic
     assert all(size <= 4 for size in vllm.batch_sizes())
 
 
+def test_a_real_worker_scores_a_stage2_run_on_two_servers(
+    project: Any, attached_models: dict[str, Any], vllm: StubServer, celery_worker: Any
+) -> None:
+    """Enqueued shards, a real Celery worker, the scores spread over two servers (two GPUs)."""
+    from tests.conftest import wait_for
+
+    with StubServer("vllm", model=vllm.model) as second:
+        server = attached_models["server"]
+        server.base_urls = f"{vllm.url}\n{second.url}"
+        server.concurrency = 2
+        scoring_server_save(server=server)
+        run = engine.stage2_run_create(project=project, config={"shard_size": 3})
+        wait_for(lambda: Stage2Run.objects.get(pk=run.pk).status in (Stage2Run.Status.DONE, Stage2Run.Status.FAILED))
+        run.refresh_from_db()
+        assert run.status == Stage2Run.Status.DONE, run.error
+        assert vllm.requests and second.requests
+        received = {t: stub_logit(t) for t in vllm.texts() + second.texts()}
+    scores = PairScore.objects.filter(model_version__in=[attached_models["gold"], attached_models["best"]])
+    assert scores.count() == 12
+    assert {round(s.r_a, 5) for s in scores} <= {round(v, 5) for v in received.values()}
+
+
 @pytest.mark.django_db
 def test_a_server_error_fails_the_shard_with_a_clear_message_and_resume_finishes(
     client: Any, project: Any, attached_models: dict[str, Any], vllm: StubServer
