@@ -340,16 +340,20 @@ STAGE2_JUDGE_FUNCTION = env_str("STAGE2_JUDGE_FUNCTION", "curation.judges.servic
 
 # LLM judges (curation/judges, docs/judges.md): how examples are retrieved ("embedding": the packaged
 # MiniLM, workers only; "lexical": bag-of-words, no torch), the share of D_gold held out to measure
-# the judges (never shown as examples), and pairs per judge shard.
+# the judges (never shown as examples), pairs per judge shard, and how many verified examples an
+# attribute-proposal prompt shows at most (0..8; each judge's max_examples caps it too).
 JUDGE_RETRIEVER = env_str("JUDGE_RETRIEVER", "embedding")
 JUDGE_HELDOUT_FRACTION = env_float("JUDGE_HELDOUT_FRACTION", 0.2)
 JUDGE_SHARD_SIZE = env_int("JUDGE_SHARD_SIZE", 200)
+JUDGE_ATTRIBUTE_EXAMPLES = env_int("JUDGE_ATTRIBUTE_EXAMPLES", 8)
 if JUDGE_RETRIEVER not in ("embedding", "lexical"):
     raise ImproperlyConfigured(f"JUDGE_RETRIEVER must be 'embedding' or 'lexical', got {JUDGE_RETRIEVER!r}")
 if not 0.0 <= JUDGE_HELDOUT_FRACTION < 1.0:
     raise ImproperlyConfigured(f"JUDGE_HELDOUT_FRACTION must be in [0, 1), got {JUDGE_HELDOUT_FRACTION}")
 if JUDGE_SHARD_SIZE < 1:
     raise ImproperlyConfigured(f"JUDGE_SHARD_SIZE must be at least 1, got {JUDGE_SHARD_SIZE}")
+if not 0 <= JUDGE_ATTRIBUTE_EXAMPLES <= 8:
+    raise ImproperlyConfigured(f"JUDGE_ATTRIBUTE_EXAMPLES must be between 0 and 8, got {JUDGE_ATTRIBUTE_EXAMPLES}")
 
 # Annotation defaults (a project may override its own).
 ANNOTATORS_PER_PAIR = env_int("ANNOTATORS_PER_PAIR", 3)

@@ -2,7 +2,9 @@
 
 The five attributes are the ones annotators give (annotation.models.Annotation): the task category
 (from the project's taxonomy), objectivity, controversiality, the desired attributes (from the
-project's list) and a one-line guideline. The answer is a JSON object with those keys
+project's list) and a one-line guideline. Up to :data:`MAX_EXAMPLES` human-verified examples (the
+most similar verified pairs, most similar first, each with its attribute majorities) show how the
+project uses its taxonomy. The answer is a JSON object with those keys
 (:func:`attribute_schema`); :func:`parse_attributes` reads it tolerantly (a fenced or embedded JSON
 object, case and spacing forgiven) and says which field is unreadable, never guessing a value.
 Proposals across judges are combined by :func:`combine_proposals`.
@@ -10,13 +12,14 @@ Proposals across judges are combined by :func:`combine_proposals`.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from annotation.tools.llm import json_objects
-from curation.judges.prompt import PairText, _transcript, strip_tool_parts
+from curation.judges.prompt import MAX_EXAMPLES, PairText, _transcript, strip_tool_parts
 
 OBJECTIVITY = ("factual", "opinion", "open_ended")
 CONTROVERSIALITY = ("low", "medium", "high")
@@ -44,18 +47,51 @@ def attribute_schema(taxonomy: Sequence[str], desired: Sequence[str]) -> dict[st
     }
 
 
+@dataclass(frozen=True)
+class AttributeExample:
+    """A human-verified pair shown as an example: its conversation and its verified five attributes."""
+
+    conversation: Sequence[dict[str, str]]
+    values: dict[str, Any]
+
+
+def example_answer(values: dict[str, Any]) -> str:
+    """An example's attributes written as the answer is asked for (the five keys, in order, as JSON)."""
+    return json.dumps({name: values.get(name, [] if name == "desired_attributes" else "") for name in FIELDS})
+
+
 def build_attribute_messages(
-    *, guideline: str, taxonomy: Sequence[str], desired: Sequence[str], pair: PairText
+    *,
+    guideline: str,
+    taxonomy: Sequence[str],
+    desired: Sequence[str],
+    pair: PairText,
+    examples: Sequence[AttributeExample] = (),
 ) -> list[dict[str, str]]:
-    """The messages asking for the five attributes of ``pair`` (its two responses shown as context)."""
+    """The messages asking for the five attributes of ``pair`` (its two responses shown as context).
+
+    ``examples`` (at most :data:`MAX_EXAMPLES`, in the caller's order: most similar first) show a
+    conversation each with the attributes human annotators gave it, in the answer's JSON form; the
+    responses of an example are left out (the attributes describe the request, and prompts stay short).
+    """
     if not taxonomy:
         raise ValueError("the project has no task categories to choose from")
+    if len(examples) > MAX_EXAMPLES:
+        raise ValueError(f"at most {MAX_EXAMPLES} examples, got {len(examples)}")
     parts: list[str] = []
     rules = strip_tool_parts(guideline or "")
     if rules:
         parts.append(f"## Guideline\n{rules}")
+    for number, example in enumerate(examples, start=1):
+        parts.append(
+            f"## Example {number} (attributes verified by human annotators)\n"
+            f"### Conversation\n{_transcript(example.conversation)}\n\n"
+            f"### Verified attributes\n{example_answer(example.values)}"
+        )
+    # With examples above, the target's heading says which conversation the answer is about.
+    heading = "## The conversation to describe" if examples else "## Conversation"
     parts.append(
-        f"## Conversation\n{_transcript(pair.conversation)}\n\n"
+        f"{heading}\n{_transcript(pair.conversation)}\n\n"
         f"## Response A\n{pair.response_a}\n\n## Response B\n{pair.response_b}"
     )
     parts.append(

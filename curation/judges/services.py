@@ -252,11 +252,14 @@ def heldout_fraction() -> float:
     return float(getattr(settings, "JUDGE_HELDOUT_FRACTION", 0.2))
 
 
-def example_pool_build(*, project: Project, retriever: str | None = None) -> ExamplePool:
+def example_pool_build(
+    *, project: Project, retriever: str | None = None, keep: Callable[[prompt.Example], bool] | None = None
+) -> ExamplePool:
     """D_gold pairs outside the held-out slice, as prompt examples, with a retriever over their texts.
 
     ``retriever``: ``embedding`` (packaged MiniLM, worker only) or ``lexical``; default
-    ``settings.JUDGE_RETRIEVER``.
+    ``settings.JUDGE_RETRIEVER``. ``keep``: only examples it accepts are indexed (attribute
+    proposals keep those with verified attributes), so the k nearest are k usable ones.
     """
     fraction = heldout_fraction()
     rows = [
@@ -275,6 +278,8 @@ def example_pool_build(*, project: Project, retriever: str | None = None) -> Exa
         )
         for v in rows
     }
+    if keep is not None:
+        examples = {pid: example for pid, example in examples.items() if keep(example)}
     if not examples:
         return ExamplePool(examples, None)
     ids = list(examples)
@@ -444,6 +449,7 @@ def _store_answer(spec: CallSpec, reply: client.Reply) -> JudgeCall:
                 prompt_hash=spec.prompt_hash,
                 order="",
                 sample_index=0,
+                n_examples=spec.n_examples,
                 kind=JudgeCall.Kind.ATTRIBUTES,
                 status=JudgeCall.Status.UNPARSED if error else JudgeCall.Status.OK,
                 raw=reply.content[:20_000],
@@ -840,8 +846,13 @@ def judge_shard_run(
         with jobs.beating(SHARD, shard_id, attempt):
             if not panel:
                 raise ValidationError("every judge of this run is disabled or deleted")
-            # Attribute proposals show no examples: no retriever to build (nor an encoder to load).
-            pool = example_pool_build(project=run.project) if run.purpose != JudgeRun.Purpose.ATTRIBUTES else None
+            if run.purpose == JudgeRun.Purpose.ATTRIBUTES:
+                from curation.judges.proposals import attribute_example_pool
+
+                # Examples with verified attributes only (None when the setting asks for none).
+                pool = attribute_example_pool(project=run.project)
+            else:
+                pool = example_pool_build(project=run.project)
             done_ids = set(run.outcomes.filter(pair_id__in=shard.pair_ids).values_list("pair_id", flat=True))
             todo = [pid for pid in shard.pair_ids if pid not in done_ids]
             for start in range(0, len(todo), chunk):
@@ -850,7 +861,9 @@ def judge_shard_run(
                 if run.purpose == JudgeRun.Purpose.ATTRIBUTES:
                     from curation.judges.proposals import pairs_propose_attributes
 
-                    proposed = pairs_propose_attributes(pairs=pairs, judges=panel, policy=policy, stats=chunk_stats)
+                    proposed = pairs_propose_attributes(
+                        pairs=pairs, judges=panel, pool=pool, policy=policy, stats=chunk_stats
+                    )
                     results = {pid: _proposal_as_result(r) for pid, r in proposed.items()}
                 else:
                     results = pairs_judge(

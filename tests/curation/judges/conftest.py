@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
-from annotation.models import Pair
+from annotation.models import Annotation, Assignment, Pair
 from curation.judges.models import Judge
 from curation.models import VerifiedPair
 from tests.annotation.tools.conftest import local_llm, send_json  # noqa: F401 (local_llm: a fixture re-exported)
@@ -41,6 +42,44 @@ def make_pair(project: Any, n: int, right: str = "A", topic: str | None = None) 
         response_b=bad if right == "A" else good,
         source_label=right,
     )
+    return pair
+
+
+def labelled_pair(project: Any, users: dict[str, Any], words: str, labels: list[dict[str, Any]]) -> Pair:
+    """A pair whose conversation is ``words``, with one submitted label per entry of ``labels``."""
+    pair = PairFactory.create(project=project, conversation=[{"role": "user", "content": words}])
+    now = timezone.now()
+    for annotator, values in zip(["alice", "bob", "carol"], labels, strict=False):
+        assignment = Assignment.objects.create(
+            project=project,
+            pair=pair,
+            annotator=users[annotator],
+            status=Assignment.Status.SUBMITTED,
+            order_shown="AB",
+            submitted_at=now,
+        )
+        fields = {
+            "task_category": "advice",
+            "objectivity": "factual",
+            "controversiality": "low",
+            "desired_attributes": ["honesty"],
+            "guideline": "",
+            **values,
+        }
+        Annotation.objects.create(
+            assignment=assignment,
+            pair=pair,
+            annotator=users[annotator],
+            preference="A_CLEARLY",
+            order_shown="AB",
+            rationale="r",
+            time_spent_ms=1,
+            wall_time_ms=1,
+            submitted_at=now,
+            **fields,
+        )
+    Pair.objects.filter(pk=pair.pk).update(n_claimed=len(labels), n_submitted=len(labels))
+    pair.refresh_from_db()
     return pair
 
 

@@ -16,7 +16,8 @@ from curation.judges.models import JudgeCall, JudgeOutcome, JudgeRun, JudgeShard
 from curation.judges.proposals import attribute_proposals_create, pairs_propose_attributes
 from curation.judges.services import judge_shard_run
 from tests.conftest import PASSWORD
-from tests.curation.judges.conftest import make_pair, send_json, verify
+from tests.curation.judges.conftest import labelled_pair, make_pair, send_json, verify
+from tests.factories import PairFactory
 
 FAST = client.RetryPolicy(retries=0)
 TAXONOMY = ["advice", "coding", "math"]
@@ -151,3 +152,109 @@ def test_leads_start_proposals_and_see_acceptance(
     page = client.get(f"/curation/projects/{project.pk}/").content.decode()
     assert 'id="proposal-acceptance"' in page and "1 pairs carry a proposal, 0 of them labelled" in page
     assert all(r.n == 0 for r in proposal_acceptance(project))
+
+
+# --- retrieved examples in the attribute prompt ---------------------------------------------------
+
+
+def test_the_prompt_shows_examples_first_in_order_as_answers() -> None:
+    pair = prompt.PairText([{"role": "user", "content": "How do I sort?"}], "Use sorted().", "No idea.")
+    values = {**GOOD, "task_category": "coding", "desired_attributes": ["honesty"]}
+    examples = [
+        attributes.AttributeExample([{"role": "user", "content": f"question {n}"}], {**values, "guideline": f"g{n}"})
+        for n in range(3)
+    ]
+    text = attributes.build_attribute_messages(
+        guideline="", taxonomy=TAXONOMY, desired=DESIRED, pair=pair, examples=examples
+    )[-1]["content"]
+    positions = [text.index(f"## Example {n + 1} (attributes verified") for n in range(3)]
+    assert positions == sorted(positions) and positions[-1] < text.index("## The conversation to describe")
+    assert text.index("question 0") < text.index("question 1") < text.index("question 2")
+    assert json.dumps({**values, "guideline": "g1"}) in text  # the answer's JSON form, the five keys in order
+    plain = attributes.build_attribute_messages(guideline="", taxonomy=TAXONOMY, desired=DESIRED, pair=pair)
+    assert "## Example" not in plain[-1]["content"] and "## Conversation" in plain[-1]["content"]
+    with pytest.raises(ValueError, match="at most 8 examples"):
+        attributes.build_attribute_messages(
+            guideline="", taxonomy=TAXONOMY, desired=DESIRED, pair=pair, examples=examples * 3
+        )
+
+
+def test_attribute_prompts_show_the_most_similar_verified_attributes(
+    project: Any, users: dict[str, Any], stub: Any, make_judge: Any, settings: Any
+) -> None:
+    settings.JUDGE_ATTRIBUTE_EXAMPLES = 3
+    server = stub(answer(GOOD))
+    judge = make_judge(server.url)
+    both: list[dict[str, Any]] = [{}, {}]
+
+    def agreed(category: str, guideline: str) -> list[dict[str, Any]]:
+        return [{"task_category": category, "guideline": guideline}, {"task_category": category}]
+
+    # Word overlap with the target decides similarity (the lexical retriever); markers name each pair.
+    close = labelled_pair(project, users, "volcanoes lava eruptions magma ash mk1", agreed("factual question", "alpha"))
+    middle = labelled_pair(project, users, "volcanoes lava eruptions magma mk2", agreed("advice", "beta"))
+    far = labelled_pair(project, users, "volcanoes lava eruptions mk3", agreed("math", "gamma"))
+    unrelated = labelled_pair(project, users, "bread flour yeast mk4", agreed("advice", "delta"))
+    heldout = labelled_pair(project, users, "volcanoes lava eruptions magma ash mkh", both)
+    tied = labelled_pair(
+        project,
+        users,
+        "volcanoes lava eruptions magma ash mkt",
+        [{"task_category": "math"}, {"task_category": "other"}],
+    )
+    labelled_pair(project, users, "volcanoes lava eruptions magma ash mkn", both)  # labels, no verdict
+    no_labels = PairFactory.create(
+        project=project, conversation=[{"role": "user", "content": "volcanoes lava eruptions magma ash mkv"}]
+    )
+    for pair in (close, middle, far, unrelated, heldout, tied, no_labels):
+        verify(pair, "A")
+    target = PairFactory.create(
+        project=project, conversation=[{"role": "user", "content": "volcanoes lava eruptions magma ash"}]
+    )
+    # The held-out slice hashes pair ids (they differ per database): pin it to one pair.
+    with (
+        mock.patch("curation.judges.services.in_heldout", lambda pid, fraction: pid == heldout.pk),
+        mock.patch("curation.judges.tasks.judge_shard_run_task.delay"),
+    ):
+        run = attribute_proposals_create(project=project)
+        assert run.n_pairs == 1  # only the target is unlabelled and unverified
+        judge_shard_run(shard_id=run.shards.get().pk, policy=FAST)
+    (request,) = server.requests
+    text = request["body"]["messages"][-1]["content"]
+    shown_examples = text.split("## The conversation to describe")[0]
+    assert shown_examples.count("## Example ") == 3
+    assert shown_examples.index("mk1") < shown_examples.index("mk2") < shown_examples.index("mk3")
+    assert shown_examples.index('"alpha"') < shown_examples.index('"beta"') < shown_examples.index('"gamma"')
+    assert '"task_category": "factual question", "objectivity": "factual"' in shown_examples
+    for marker in ("mk4", "mkh", "mkt", "mkn", "mkv"):
+        assert marker not in text, marker
+    call = JudgeCall.objects.get(kind="attributes")
+    assert call.n_examples == 3
+    target.refresh_from_db()
+    assert target.attribute_proposal["task_category"] == GOOD["task_category"]
+
+    # A judge with a smaller cap sees the most similar part; the target itself is never its own example.
+    judge.max_examples = 1
+    judge.save()
+    with mock.patch("curation.judges.services.in_heldout", lambda pid, fraction: pid == heldout.pk):
+        pairs_propose_attributes(pairs=[close], judges=[judge], store=False)
+    text = server.requests[-1]["body"]["messages"][-1]["content"]
+    assert text.count("## Example ") == 1 and text.count("mk1") == 1  # in the target's section only
+    assert "mk2" in text.split("## The conversation to describe")[0]
+
+    # No examples asked for: a different prompt, so a different cache key (the server is asked again).
+    settings.JUDGE_ATTRIBUTE_EXAMPLES = 0
+    judge.max_examples = 8
+    judge.save()
+    asked = len(server.requests)
+    pairs_propose_attributes(pairs=[target], judges=[judge], store=False)
+    assert len(server.requests) == asked + 1
+    assert "## Example" not in server.requests[-1]["body"]["messages"][-1]["content"]
+    assert JudgeCall.objects.filter(pair=target, kind="attributes").count() == 2
+
+
+def test_the_attribute_examples_setting_is_checked_at_start(tmp_path: Any) -> None:
+    from tests.test_settings import run_python
+
+    done = run_python("import django; django.setup()", tmp_path, SYNPREF_DEV="1", JUDGE_ATTRIBUTE_EXAMPLES="9")
+    assert done.returncode != 0 and "JUDGE_ATTRIBUTE_EXAMPLES must be between 0 and 8, got 9" in done.stderr
