@@ -99,7 +99,11 @@ def judge_quality(project: Project) -> list[JudgeQuality]:
         if in_heldout(pid, fraction)
     }
     latest: dict[tuple[str, int], str] = {}
-    for outcome in JudgeOutcome.objects.filter(run__project=project, pair_id__in=list(gold)).order_by("id"):
+    # Attribute runs say "proposed"/"failed" about attributes, not sides: never part of a judge's agreement.
+    outcomes = JudgeOutcome.objects.filter(run__project=project, pair_id__in=list(gold)).exclude(
+        run__purpose=JudgeRun.Purpose.ATTRIBUTES
+    )
+    for outcome in outcomes.order_by("id"):
         for judge_id, detail in (outcome.per_judge or {}).items():
             result = detail.get("result") if isinstance(detail, dict) else None
             if result in voting.RESULTS:

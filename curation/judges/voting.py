@@ -175,6 +175,13 @@ class PositionBias:
     first_rate: float | None
     n_answers: int
 
+    @property
+    def follows_position_ci(self) -> tuple[float, float] | None:
+        """95% Wilson interval of ``follows_position`` over the ``n_pairs`` pairs (None when there are none)."""
+        if self.follows_position is None:
+            return None
+        return wilson_interval(round(self.follows_position * self.n_pairs), self.n_pairs)
+
 
 def position_bias(answers: Iterable[tuple[object, str, str]]) -> PositionBias:
     """Position bias from ``(pair key, order, shown choice)`` triples (choice "1", "2", "tie" or "").
@@ -225,6 +232,23 @@ def _top(counter: Counter[str]) -> str:
 # --- agreement with humans -------------------------------------------------------------------------
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion ``successes`` / ``n`` (95% with the default ``z``).
+
+    Unlike the normal approximation it stays inside [0, 1] and is honest at small ``n`` and at
+    proportions of 0 or 1 (what a few dozen judged pairs give). None when ``n`` is 0.
+    """
+    if n <= 0:
+        return None
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n={n}, got {successes}")
+    p = successes / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 @dataclass(frozen=True)
 class Agreement:
     """A judge against D_gold on the pairs it decided. ``coverage``: share of pairs it decided at all."""
@@ -234,6 +258,12 @@ class Agreement:
     accuracy: float | None
     kappa: float | None
     coverage: float | None
+    n_correct: int = 0
+
+    @property
+    def accuracy_ci(self) -> tuple[float, float] | None:
+        """95% Wilson interval of the accuracy (None when nothing was decided)."""
+        return wilson_interval(self.n_correct, self.n_decided)
 
 
 def agreement(pairs: Iterable[tuple[str, str]]) -> Agreement:
@@ -252,9 +282,10 @@ def agreement(pairs: Iterable[tuple[str, str]]) -> Agreement:
     n = len(decided)
     if not n:
         return Agreement(len(rows), 0, None, None, 0.0 if rows else None)
-    observed = sum(j == h for j, h in decided) / n
+    correct = sum(j == h for j, h in decided)
+    observed = correct / n
     judge_a = sum(j == A for j, _ in decided) / n
     human_a = sum(h == A for _, h in decided) / n
     expected = judge_a * human_a + (1 - judge_a) * (1 - human_a)
     kappa = None if math.isclose(expected, 1.0) else (observed - expected) / (1 - expected)
-    return Agreement(len(rows), n, observed, kappa, n / len(rows))
+    return Agreement(len(rows), n, observed, kappa, n / len(rows), correct)

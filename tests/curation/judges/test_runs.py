@@ -11,7 +11,9 @@ import pytest
 from curation.judges import client, services
 from curation.judges.models import JudgeCall, JudgeOutcome, JudgeRun, JudgeShard, JudgeVerdict
 from curation.judges.selectors import judge_quality, judge_run_progress
+from curation.judges.voting import wilson_interval
 from curation.models import VerifiedPair
+from tests.conftest import PASSWORD
 from tests.curation.judges.conftest import content_judge, first_judge, make_pair, verify
 
 FAST = client.RetryPolicy(retries=1, base_s=0.0, cap_s=0.0)
@@ -95,7 +97,9 @@ def test_a_shard_resumes_after_its_server_died(project: Any, stub: Any, make_jud
     assert judge_run_progress(run).status == "done"
 
 
-def test_quality_on_the_heldout_slice_with_position_bias(project: Any, stub: Any, make_judge: Any) -> None:
+def test_quality_on_the_heldout_slice_with_position_bias(
+    project: Any, stub: Any, make_judge: Any, client: Any, users: dict[str, Any]
+) -> None:
     make_judge(stub(content_judge).url, name="content")
     make_judge(stub(first_judge).url, name="first")
     pairs = [make_pair(project, n, right="A" if n % 3 else "B") for n in range(24)]
@@ -112,6 +116,13 @@ def test_quality_on_the_heldout_slice_with_position_bias(project: Any, stub: Any
     assert quality["first"].agreement.n_decided == 0 and quality["first"].agreement.coverage == 0.0
     assert quality["first"].bias.follows_position == 1.0 and quality["first"].bias.first_rate == 1.0
     assert not JudgeVerdict.objects.exists()
+    # With n pairs, a perfect score is not proof of perfection: the page shows the 95% Wilson interval.
+    low, high = quality["content"].agreement.accuracy_ci
+    assert high == 1.0 and low == pytest.approx(wilson_interval(n, n)[0]) and low < 1.0
+    assert quality["first"].bias.follows_position_ci == wilson_interval(n, n)
+    assert client.login(username=users["lena"].username, password=PASSWORD)
+    page = client.get(f"/judges/projects/{project.pk}/").content.decode()
+    assert f"[{low:.2f}, 1.00]" in page
 
 
 def test_judge_verdicts_build_silver_records(project: Any, stub: Any, make_judge: Any) -> None:
@@ -125,3 +136,19 @@ def test_judge_verdicts_build_silver_records(project: Any, stub: Any, make_judge
     assert (verdict.side, verdict.via, verdict.pool, verdict.verified) == ("B", "judge", "silver", False)
     record = pair_record(pair, verdict, fmt="standard")
     assert record["chosen"] == pair.response_b and record["via"] == "judge" and record["pool"] == "silver"
+
+
+def test_a_real_celery_worker_works_the_shards_of_a_run(
+    celery_worker: Any, project: Any, stub: Any, make_judge: Any, settings: Any
+) -> None:
+    from tests.conftest import wait_for
+
+    settings.JUDGE_SHARD_SIZE = 2
+    judge = make_judge(stub(content_judge).url)
+    pairs = [make_pair(project, n, right="A" if n % 2 else "B") for n in range(5)]
+    run = services.judge_run_create(project=project, pair_ids=[p.pk for p in pairs], purpose="silver", judges=[judge])
+    assert run.shards.count() == 3  # dispatched on commit to the worker's queue, not called here
+    wait_for(lambda: judge_run_progress(run).finished, timeout=120)
+    assert judge_run_progress(run).status == "done"
+    assert set(run.shards.values_list("status", flat=True)) == {JudgeShard.Status.DONE}
+    assert dict(JudgeVerdict.objects.values_list("pair_id", "side")) == {p.pk: p.source_label for p in pairs}

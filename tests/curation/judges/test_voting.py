@@ -108,3 +108,17 @@ def test_kappa_is_undefined_when_everyone_says_one_side() -> None:
     assert agreement([]).accuracy is None
     with pytest.raises(ValueError, match="human label must be A or B"):
         agreement([("A", "tie")])
+
+
+def test_wilson_intervals_match_the_textbook_values() -> None:
+    from curation.judges.voting import wilson_interval
+
+    low, high = wilson_interval(3, 4)
+    assert (low, high) == (pytest.approx(0.3006, abs=1e-4), pytest.approx(0.9544, abs=1e-4))
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    assert wilson_interval(10, 10) == (pytest.approx(0.7225, abs=1e-4), 1.0)
+    assert wilson_interval(0, 0) is None
+    with pytest.raises(ValueError, match="between 0 and n=3"):
+        wilson_interval(4, 3)
+    assert agreement([("A", "A"), ("A", "A"), ("B", "B"), ("B", "A")]).accuracy_ci == wilson_interval(3, 4)
+    assert agreement([(TIE, "A")]).accuracy_ci is None
