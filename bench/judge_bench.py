@@ -19,27 +19,19 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _llm import add_server_arguments, emit, latency_summary, run_concurrently, served  # bench/ is on sys.path
 
-from curation.judges import client, prompt  # noqa: E402
+from curation.judges import client, prompt  # importable: bench/_llm.py put the project root on sys.path
 
 PAIR = prompt.PairText(
     conversation=[{"role": "user", "content": "What is the capital of France? One word."}],
     response_a="Paris.",
     response_b="Lyon.",
 )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def throughput(endpoint: client.Endpoint, concurrency: int, calls: int) -> dict[str, Any]:
@@ -52,17 +44,14 @@ def throughput(endpoint: client.Endpoint, concurrency: int, calls: int) -> dict[
             PAIR.response_b,
         )
         jobs.append(prompt.build_messages(guideline="", examples=[], target=pair, order="AB" if n % 2 else "BA"))
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        replies = list(pool.map(lambda m: client.call(endpoint, m, policy=client.RetryPolicy(retries=1)), jobs))
-    wall = time.monotonic() - started
-    latencies = [r.latency_ms / 1000 for r in replies]
+    replies, wall = run_concurrently(
+        lambda m: client.call(endpoint, m, policy=client.RetryPolicy(retries=1)), jobs, concurrency
+    )
     return {
         "concurrency": concurrency,
         "calls": calls,
         "calls_per_s": round(calls / wall, 3),
-        "p50_s": round(percentile(latencies, 0.5), 2),
-        "p95_s": round(percentile(latencies, 0.95), 2),
+        **latency_summary([r.latency_ms / 1000 for r in replies]),
         "prompt_tokens": statistics.mean(r.prompt_tokens or 0 for r in replies),
         "completion_tokens": statistics.mean(r.completion_tokens or 0 for r in replies),
         "readable": sum(prompt.parse_judgement(r.content).ok for r in replies),
@@ -132,8 +121,7 @@ def projection(prompt_tokens: float, completion_tokens: float, args: argparse.Na
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Judge throughput, cache-hit cost and 1M-pair projection")
-    parser.add_argument("--base-url", default="")
-    parser.add_argument("--model", default="")
+    add_server_arguments(parser)
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--calls", type=int, default=16, help="calls per concurrency level")
     parser.add_argument("--cache-pairs", type=int, default=20)
@@ -155,21 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         result["projection_1m"] = projection(levels[0]["prompt_tokens"], levels[0]["completion_tokens"], args)
         return result
 
-    if args.base_url:
-        result = measure(args.base_url, args.model)
-    else:
-        from devtools import local_llm
-
-        model_dir = local_llm.prepare()
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            local_llm.running_server(model_dir, log_path=Path(tmp) / "s.log") as url,
-        ):
-            result = measure(url, local_llm.model_name(model_dir))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    with served(args.base_url, args.model) as (url, model):
+        result = measure(url, model)
+    emit(result, args.out)
     return 0
 
 

@@ -13,9 +13,13 @@ lexical retriever (``JUDGE_RETRIEVER=lexical``; no encoder needed). Texts are cu
 so the prompts stay small enough for a 135M model on two CPU cores. Pointwise mode is tried once:
 ``transformers serve`` sends no logprobs, and the script reports that instead of a number.
 
-    python bench/judge_experiment.py --n 24 [--base-url http://127.0.0.1:8011/v1 --model DIR] [--out FILE]
+Accuracy (per mode), the share of pairs whose answer followed the position and the share of
+answers picking Candidate 1 come with 95% Wilson intervals (``*_ci``): on a few dozen pairs the
+point figures alone mislead. ``--markdown`` also prints the rows of docs/experiments.md's table.
 
-Without ``--base-url`` it starts the local server itself. No database is needed.
+    python bench/judge_experiment.py --n 40 [--base-url http://127.0.0.1:8011/v1 --model DIR] [--out FILE] [--markdown]
+
+Without ``--base-url`` it starts the local server itself (bench/_llm.py). No database is needed.
 """
 
 from __future__ import annotations
@@ -25,18 +29,15 @@ import hashlib
 import json
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _llm import ROOT, add_server_arguments, emit, latency_summary, run_concurrently, served  # bench/ is on sys.path
 
-from curation.judges import client, prompt, voting  # noqa: E402
-from curation.judges.examples import LexicalRetriever, pick_examples, retrieval_text  # noqa: E402
+from curation.judges import client, prompt, voting  # importable: bench/_llm.py put the project root on sys.path
+from curation.judges.examples import LexicalRetriever, pick_examples, retrieval_text
 
 DATA = ROOT.parent / "shared" / "data" / "hh_dev.jsonl"
 GUIDELINE = (
@@ -103,8 +104,7 @@ def run_setting(
         for order in prompt.ORDERS:
             messages = prompt.build_messages(guideline=GUIDELINE, examples=examples, target=pair, order=order)
             jobs.append((pair_id, order, messages))
-    with ThreadPoolExecutor(max_workers=workers) as executor:
-        answers = list(executor.map(lambda job: ask(endpoint, job[2]), jobs))
+    answers, wall = run_concurrently(lambda job: ask(endpoint, job[2]), jobs, workers)
     by_pair: dict[str, dict[str, str]] = {}
     latencies, unreadable, errors = [], 0, []
     for (pair_id, order, _), (choice, latency, error) in zip(jobs, answers, strict=True):
@@ -129,18 +129,70 @@ def run_setting(
     bias = voting.position_bias(
         (pid, order, choice) for pid, orders in by_pair.items() for order, choice in orders.items()
     )
-    latencies.sort()
     return {
         "k": k,
         "calls": len(jobs),
+        "seconds": round(wall, 1),
         "unreadable": unreadable,
         "unreadable_examples": sorted(set(errors))[:3],
-        "p50_ms": latencies[len(latencies) // 2] if latencies else None,
-        "single": voting.agreement(single).__dict__,
-        "both": voting.agreement(both).__dict__,
+        **latency_summary([ms / 1000 for ms in latencies]),
+        "single": with_ci(voting.agreement(single)),
+        "both": with_ci(voting.agreement(both)),
         "ties_both": sum(1 for r, _ in both if r == "tie"),
-        "position_bias": bias.__dict__,
+        "position_bias": {**bias.__dict__, "follows_position_ci": rounded(bias.follows_position_ci)},
+        "first_rate_ci": rounded(first_rate_ci(by_pair)),
     }
+
+
+def rounded(interval: tuple[float, float] | None) -> list[float] | None:
+    return [round(interval[0], 3), round(interval[1], 3)] if interval else None
+
+
+def with_ci(found: voting.Agreement) -> dict[str, Any]:
+    """An agreement as JSON, with the 95% Wilson interval of its accuracy (a few dozen pairs need one)."""
+    return {**found.__dict__, "accuracy_ci": rounded(found.accuracy_ci)}
+
+
+def first_rate_ci(by_pair: dict[str, dict[str, str]]) -> tuple[float, float] | None:
+    """95% Wilson interval of the share of readable non-tie answers that picked Candidate 1."""
+    picks = [choice for orders in by_pair.values() for choice in orders.values() if choice in ("1", "2")]
+    return voting.wilson_interval(picks.count("1"), len(picks))
+
+
+def markdown_rows(settings: Sequence[dict[str, Any]]) -> list[str]:
+    """The results as rows of docs/experiments.md's table (intervals in brackets)."""
+
+    def share(found: dict[str, Any], key: str = "accuracy") -> str:
+        if found[key] is None:
+            return "—"
+        low, high = found[f"{key}_ci"]
+        return f"{found['n_correct']} of {found['n_decided']} ({found[key]:.2f} [{low:.2f}, {high:.2f}])"
+
+    rows = [
+        "| examples | calls | unreadable | median call | single: decided, accuracy [95% CI] | "
+        "both orders: decided (ties), accuracy | follows position [95% CI] | picks Candidate 1 [95% CI] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for setting in settings:
+        single, both, bias = setting["single"], setting["both"], setting["position_bias"]
+        follows = (
+            f"{bias['follows_position']:.2f} of {bias['n_pairs']} pairs "
+            f"[{bias['follows_position_ci'][0]:.2f}, {bias['follows_position_ci'][1]:.2f}]"
+            if bias["follows_position"] is not None
+            else "— (no pair readable in both orders)"
+        )
+        first = (
+            f"{bias['first_rate']:.2f} [{setting['first_rate_ci'][0]:.2f}, {setting['first_rate_ci'][1]:.2f}]"
+            if bias["first_rate"] is not None
+            else "—"
+        )
+        p50 = f"{setting['p50_s']} s" if setting["p50_s"] is not None else "—"
+        rows.append(
+            f"| {setting['k']} | {setting['calls']} | {setting['unreadable']} | {p50} | "
+            f"{single['n_decided']} of {single['n']}, {share(single)} | "
+            f"{both['n_decided']} of {both['n']} ({setting['ties_both']} ties), {share(both)} | {follows} | {first} |"
+        )
+    return rows
 
 
 def pointwise_check(endpoint: client.Endpoint, pair: prompt.PairText) -> str:
@@ -167,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=12)
-    parser.add_argument("--base-url", default="")
-    parser.add_argument("--model", default="")
+    add_server_arguments(parser)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--markdown", action="store_true", help="also print the table rows for docs/experiments.md")
     args = parser.parse_args(argv)
 
     rows = load_pairs(DATA, args.max_chars)
@@ -198,21 +250,11 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.monotonic() - started, 1),
         }
 
-    if args.base_url:
-        result = experiment(args.base_url, args.model)
-    else:
-        from devtools import local_llm
-
-        model_dir = local_llm.prepare()
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            local_llm.running_server(model_dir, log_path=Path(tmp) / "s.log") as url,
-        ):
-            result = experiment(url, local_llm.model_name(model_dir))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    with served(args.base_url, args.model) as (url, model):
+        result = experiment(url, model)
+    emit(result, args.out)
+    if args.markdown:
+        print("\n".join(markdown_rows(result["settings"])))
     return 0
 
 
