@@ -27,10 +27,12 @@ from rest_framework.response import Response
 
 from config.apitools import FORBIDDEN_403, VALIDATION_400, ServiceApi, bad_request_from, conflict_from, error_response
 from rewardmodel.models import DatasetFile, EvaluationRun, ModelVersion, TrainingJob
+from rewardmodel.presets import ATTENTION_CHOICES
 from rewardmodel.services import (
     dataset_file_register_upload,
     evaluation_create,
     model_version_promote,
+    training_config_validate,
     training_job_cancel,
     training_job_create,
     training_job_resume,
@@ -201,6 +203,16 @@ class TrainingConfigInputSerializer(serializers.Serializer):
     parallelism = serializers.ChoiceField(
         choices=["ddp", "fsdp"], required=False, help_text="fsdp shards the model over the processes (FSDP2)."
     )
+    padding_free = serializers.BooleanField(
+        required=False,
+        help_text="Pack each micro-batch's sequences into one row with no padding (decoder models only; "
+        "on GPU with attn_implementation flash_attention_2).",
+    )
+    attn_implementation = serializers.ChoiceField(
+        choices=list(ATTENTION_CHOICES),
+        required=False,
+        help_text="Attention kernels; left out = the transformers default (sdpa).",
+    )
 
     CONFIG_FIELDS = (
         "learning_rate",
@@ -216,6 +228,8 @@ class TrainingConfigInputSerializer(serializers.Serializer):
         "bf16",
         "gradient_checkpointing",
         "parallelism",
+        "padding_free",
+        "attn_implementation",
     )
 
     class Meta:
@@ -269,6 +283,10 @@ class TrainingJobListApi(AdminApi):
                     )
             if data.get("train_file") is None and data.get("train_data_id") is None:
                 raise serializers.ValidationError({"train_file": "upload a training file or give train_data_id"})
+            try:  # before any upload is registered: a setting the trainer would refuse changes nothing
+                training_config_validate(base_model=data["base_model"], config=self.config_of(data))
+            except DjangoValidationError as exc:
+                raise bad_request_from(exc) from None
             return data
 
     class OutputSerializer(serializers.Serializer):

@@ -3,10 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 
+from config.formtools import add_service_errors
 from rewardmodel.models import DatasetFile, ModelVersion, TrainingJob
-from rewardmodel.presets import CUSTOM, PRESET_LABELS, PRESETS, preset_config
-from rewardmodel.services import base_model_choices
+from rewardmodel.presets import ATTENTION_CHOICES, CUSTOM, PRESET_LABELS, PRESETS, preset_config
+from rewardmodel.services import base_model_choices, training_config_validate
 from rewardmodel.sources import source_choices
 
 
@@ -66,7 +68,20 @@ class TrainingJobForm(forms.Form):
         help_text="Applies with any preset; see docs/training.md.",
     )
 
-    DISTRIBUTED_FIELDS = ("processes", "accelerator", "parallelism")
+    padding_free = forms.BooleanField(
+        required=False,
+        label="Padding-free batches",
+        help_text="Pack each micro-batch's sequences into one row, no padding computed (decoder models: Qwen3, "
+        "Llama, ...; on GPU with flash_attention_2). Applies with any preset.",
+    )
+    attn_implementation = forms.ChoiceField(
+        choices=[("", "default (sdpa)"), *((name, name) for name in ATTENTION_CHOICES[1:])],
+        required=False,
+        label="Attention",
+        help_text="flash_attention_2 / flash_attention_3 need the flash-attn package on the worker.",
+    )
+
+    DISTRIBUTED_FIELDS = ("processes", "accelerator", "parallelism", "padding_free", "attn_implementation")
     CONFIG_FIELDS = (
         "learning_rate",
         "lr_scheduler",
@@ -97,13 +112,24 @@ class TrainingJobForm(forms.Form):
             self.add_error("source", "choose curated data, a data file, or upload one")
         elif len(picked) > 1:
             self.add_error(picked[1], f"choose one training source, not {' and '.join(picked)}")
+        if not self.errors and data.get("base_model"):
+            try:  # the trainer's own checks (e.g. padding_free on an encoder), before any upload is registered
+                training_config_validate(base_model=data["base_model"], config=self.config())
+            except ValidationError as exc:
+                add_service_errors(self, exc)
         return data
 
     def config(self) -> dict[str, Any]:
         """The hyperparameters: the chosen preset's, or the raw fields with ``custom``."""
         preset = self.cleaned_data.get("preset") or CUSTOM
         config = preset_config(preset) if preset in PRESETS else {n: self.cleaned_data[n] for n in self.CONFIG_FIELDS}
-        return {**config, "parallelism": self.cleaned_data.get("parallelism") or "ddp"}
+        systems: dict[str, Any] = {
+            "parallelism": self.cleaned_data.get("parallelism") or "ddp",
+            "padding_free": bool(self.cleaned_data.get("padding_free")),
+        }
+        if self.cleaned_data.get("attn_implementation"):
+            systems["attn_implementation"] = self.cleaned_data["attn_implementation"]
+        return {**config, **systems}
 
 
 class EvaluateForm(forms.Form):

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 CUSTOM = "custom"
+ATTENTION_CHOICES = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+"""Attention implementations a job may ask for: ``rewardmodel.ml.config.PADDING_FREE_ATTENTION`` (the web process
+does not import ``rewardmodel.ml`` at module level; tests/rewardmodel/test_api.py checks the two are the same)."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu_quick": {

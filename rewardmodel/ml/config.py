@@ -23,6 +23,10 @@ from typing import Any
 SCHEDULES = ("constant", "linear")
 MODEL_DTYPES = ("float32", "bfloat16")
 PARALLELISMS = ("ddp", "fsdp")
+PADDING_FREE_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+"""Attention implementations whose transformers masking takes packed rows (sequences told apart by position_ids
+restarting at 0): flash-attention runs them as varlen, flex as a block-sparse mask, sdpa / eager with a dense
+block-diagonal mask."""
 
 
 class ConfigError(ValueError):
@@ -91,6 +95,11 @@ class RewardTrainingConfig:
     gradient_checkpointing: bool = False
     attn_implementation: str | None = None
     """Passed to ``from_pretrained`` (``sdpa``, ``eager``, ``flash_attention_2``); None = the transformers default."""
+    padding_free: bool = False
+    """Pack each micro-batch's 2B sequences (chosen then rejected) into one row with no padding: position ids
+    restart at 0 per sequence, attention stays within a sequence, and each reward is read at its sequence's last
+    token, so no padding token is computed. Decoder models (Qwen3, Llama, ...) only; on GPU use
+    ``attn_implementation="flash_attention_2"`` (varlen kernels). See docs/training.md."""
 
     # --- data parallelism (see docs/training.md) --------------------------------------------------
     parallelism: str = "ddp"
@@ -190,6 +199,19 @@ class RewardTrainingConfig:
             raise ConfigError("output_dir", "must not be empty")
         if self.logging_steps == 0:
             raise ConfigError("logging_steps", "must be >= 1")
+        if self.padding_free:
+            if self.model_name_or_path is None:
+                raise ConfigError(
+                    "padding_free",
+                    "the packaged MiniLM backbone is a BERT encoder, which cannot take packed rows; "
+                    "use a decoder checkpoint (Qwen3, Llama, ...) or set padding_free to false",
+                )
+            if self.attn_implementation is not None and self.attn_implementation not in PADDING_FREE_ATTENTION:
+                raise ConfigError(
+                    "attn_implementation",
+                    f"padding_free needs one of {PADDING_FREE_ATTENTION} (or None for the default, sdpa), "
+                    f"got {self.attn_implementation!r}",
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of every field (``json.dumps`` works on it)."""

@@ -392,6 +392,72 @@ class PreferenceCollator:
         }
 
 
+def last_real_token(sequence: Sequence[int] | np.ndarray, pad_token_id: int) -> int:
+    """Index of the token a sequence's reward is read at: its rightmost token that is not ``pad_token_id`` (0 when
+    every token is the pad id).
+
+    The same rule as transformers' ``*ForSequenceClassification`` pooling on a right-padded batch, so the packed
+    and the padded forward read the reward at the same token (when pad = EOS and a sequence ends with EOS, that is
+    the token before it).
+    """
+    ids = np.asarray(sequence)
+    real = np.flatnonzero(ids != pad_token_id)
+    return int(real[-1]) if len(real) else 0
+
+
+class PackedPreferenceCollator:
+    """Padding-free collation: the 2B sequences of B pairs (chosen first, then rejected) concatenated into one row.
+
+    Input: as :class:`PreferenceCollator`. Output (torch tensors, T = total tokens of the 2B sequences):
+
+    * ``input_ids``: (1, T) int64, sequences back to back, no padding;
+    * ``position_ids``: (1, T) int64, restarting at 0 at each sequence start: transformers reads the sequence
+      boundaries from them (a block-diagonal causal mask for sdpa / eager / flex, varlen kernels for flash
+      attention), and RoPE gets the same positions as in a padded batch;
+    * ``reward_index``: (2B,) int64, the position in the row of each sequence's reward token
+      (:func:`last_real_token`), entries ``[0, B)`` chosen and ``[B, 2B)`` rejected;
+    * ``cu_seq_lens``: (S + 1,) int32 cumulative sequence starts (flash-attention's ``cu_seqlens``), S = 2B, or
+      2B + 1 with a filler segment (below); ``max_length``: the longest segment, a Python int;
+    * ``margin``: (B,) float32; ``num_tokens``: () int64, the real tokens (T without the filler).
+
+    An empty sequence is given one pad token so that it still has a token to read (a padded batch reads such a row
+    at its first pad token too). ``pad_to_multiple_of`` > 0 rounds T up with a filler segment of pad tokens whose
+    positions restart at 0: it attends only to itself and no reward is read there.
+    """
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int = 0) -> None:
+        """``pad_to_multiple_of`` > 0 rounds the row length up (tensor-core friendly shapes on GPU)."""
+        self.pad_token_id = int(pad_token_id)
+        self.pad_to_multiple_of = int(pad_to_multiple_of)
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """See the class docstring."""
+        seqs = [np.asarray(f["chosen_input_ids"], dtype=np.int64) for f in features]
+        seqs += [np.asarray(f["rejected_input_ids"], dtype=np.int64) for f in features]
+        seqs = [s if len(s) else np.array([self.pad_token_id], dtype=np.int64) for s in seqs]
+        lengths = [len(s) for s in seqs]
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        total = int(starts[-1])
+        reward_index = [int(starts[i]) + last_real_token(s, self.pad_token_id) for i, s in enumerate(seqs)]
+        parts, positions = list(seqs), [np.arange(n, dtype=np.int64) for n in lengths]
+        if self.pad_to_multiple_of > 0 and total % self.pad_to_multiple_of:
+            filler = self.pad_to_multiple_of - total % self.pad_to_multiple_of
+            parts.append(np.full(filler, self.pad_token_id, dtype=np.int64))
+            positions.append(np.arange(filler, dtype=np.int64))
+            lengths.append(filler)
+            starts = np.append(starts, total + filler)
+        margin = np.array([float(f.get("margin") or 0.0) for f in features], dtype=np.float32)
+        return {
+            "input_ids": torch.from_numpy(np.concatenate(parts))[None],
+            "position_ids": torch.from_numpy(np.concatenate(positions))[None],
+            "reward_index": torch.tensor(reward_index, dtype=torch.int64),
+            "cu_seq_lens": torch.from_numpy(starts.astype(np.int32)),
+            "max_length": max(lengths),
+            "margin": torch.from_numpy(margin),
+            "num_tokens": torch.tensor(total, dtype=torch.int64),
+        }
+
+
 class LengthGroupedBatchSampler:
     """Seeded micro-batches of pair indices grouped by length, so padding stays small (HF ``LengthGroupedSampler``).
 

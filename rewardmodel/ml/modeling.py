@@ -137,6 +137,85 @@ def compute_rewards(model: Any, input_ids: torch.Tensor, attention_mask: torch.T
     return out.logits[:, 0].float()
 
 
+def _unwrap(model: Any) -> Any:
+    """The module under a DDP wrapper (FSDP2 shards in place, so an FSDP model is its own inner module)."""
+    return model.module if hasattr(model, "module") else model
+
+
+def padding_free_problem(model: Any) -> str | None:
+    """Why ``model`` cannot take packed (padding-free) rows, in one sentence; None when it can.
+
+    It can when it is a transformers decoder classifier built on ``GenericForSequenceClassification`` (Qwen2/3,
+    Llama, Mistral, Gemma, ...: a causal base model that builds its attention mask from ``position_ids``, and a
+    per-token ``score`` head), its attention is causal, and its attention implementation is one whose masking
+    understands packed position ids (:data:`rewardmodel.ml.config.PADDING_FREE_ATTENTION`). Encoders such as
+    BERT / MiniLM attend both ways and pool at ``[CLS]``, so they cannot.
+    """
+    from transformers.modeling_layers import GenericForSequenceClassification
+
+    from rewardmodel.ml.config import PADDING_FREE_ATTENTION
+
+    inner = _unwrap(model)
+    name = type(inner).__name__
+    if not isinstance(inner, GenericForSequenceClassification) or not isinstance(
+        getattr(inner, "score", None), torch.nn.Module
+    ):
+        return (
+            f"{name} cannot take packed rows: padding_free needs a decoder reward model on transformers' "
+            "GenericForSequenceClassification (Qwen2/Qwen3, Llama, Mistral, Gemma, ...); "
+            "set padding_free to false for this model"
+        )
+    config = _unwrap(model).config  # (not narrowed: mypy does not know the mixin has a config)
+    if not getattr(config, "is_causal", True):
+        return f"{name} is configured with bidirectional attention (is_causal=False), which ignores packed positions"
+    impl = getattr(config, "_attn_implementation", None)
+    if impl not in PADDING_FREE_ATTENTION:
+        return f"attention implementation {impl!r} cannot take packed rows; use one of {PADDING_FREE_ATTENTION}"
+    return None
+
+
+def compute_rewards_packed(
+    model: Any,
+    input_ids: torch.Tensor,
+    position_ids: torch.Tensor,
+    reward_index: torch.Tensor,
+    flash_kwargs: dict[str, Any] | None = None,
+) -> torch.Tensor:
+    """Rewards of a packed (padding-free) row (see :class:`rewardmodel.ml.data.PackedPreferenceCollator`).
+
+    Args:
+        model: a 1-label decoder classifier that passes :func:`padding_free_problem` (possibly DDP-wrapped or
+            FSDP-sharded; the call goes through ``model`` so the wrappers' hooks run).
+        input_ids: (1, T) int64, sequences back to back.
+        position_ids: (1, T) int64, restarting at 0 per sequence (the attention masking reads the boundaries
+            from them; no attention mask is passed, and the KV cache is off, which transformers needs to detect
+            packing).
+        reward_index: (S,) int64, the position of each sequence's reward token in the row.
+        flash_kwargs: for flash attention, ``cu_seq_lens_q/k`` ((S + 1,) int32 on the device) and
+            ``max_length_q/k`` (int), so the varlen kernels need not rebuild them from ``position_ids`` per layer.
+
+    Returns:
+        (S,) float32 rewards: the score head's per-token logits at ``reward_index``. The classifier's own pooling
+        (one token per row) is bypassed: a forward hook on the score head keeps its (1, T, 1) output, which stays
+        in the autograd graph; the backward also passes through the returned logits (see the code), so DDP and FSDP see an
+        ordinary forward and backward of the wrapped model.
+    """
+    head = _unwrap(model).score
+    captured: list[torch.Tensor] = []
+    handle = head.register_forward_hook(lambda _module, _args, output: captured.append(output))
+    try:
+        out = model(input_ids=input_ids, position_ids=position_ids, use_cache=False, **(flash_kwargs or {}))
+    finally:
+        handle.remove()
+    if len(captured) != 1:
+        raise RuntimeError(f"expected one call of the score head in a forward, got {len(captured)}")
+    rewards = captured[0][0, reward_index, 0].float()
+    # FSDP2 re-gathers the root's parameters (embeddings, final norm, score head) for the backward through hooks on
+    # the root forward's *outputs*; rewards taken from the hook alone would bypass them and the backward would meet
+    # freed shards. A zero-weighted term routes the backward through the returned logits (no effect on values).
+    return rewards + 0.0 * out.logits.float().sum()
+
+
 def save_model(model: Any, tokenizer: Any, directory: str | os.PathLike[str]) -> Path:
     """``save_pretrained`` model (safetensors) and tokenizer into ``directory`` (unwrapping DDP). Returns the path."""
     directory = Path(directory)

@@ -64,6 +64,7 @@ from rewardmodel.ml.callbacks import EventsFileCallback, PrintCallback, Training
 from rewardmodel.ml.config import RewardTrainingConfig
 from rewardmodel.ml.data import (
     LengthGroupedBatchSampler,
+    PackedPreferenceCollator,
     PreferenceCollator,
     Record,
     TokenizedPairs,
@@ -73,11 +74,19 @@ from rewardmodel.ml.data import (
 )
 from rewardmodel.ml.evaluate import evaluate_scores
 from rewardmodel.ml.loss import bt_loss
-from rewardmodel.ml.modeling import compute_rewards, load_reward_model, pick_device, save_model
+from rewardmodel.ml.modeling import (
+    compute_rewards,
+    compute_rewards_packed,
+    load_reward_model,
+    padding_free_problem,
+    pick_device,
+    save_model,
+)
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
+Collator = PreferenceCollator | PackedPreferenceCollator
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -217,6 +226,8 @@ def _run(
             attn_implementation=config.attn_implementation,
         )
     max_length = _clamp_max_length(config.max_length, model)
+    if config.padding_free and (problem := padding_free_problem(model)):
+        raise ValueError(f"padding_free: {problem}")
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
@@ -237,7 +248,9 @@ def _run(
     if resume_dir is not None:
         state = _load_checkpoint(resume_dir, model, optimizer, scheduler, ddp)
         logger.info("resumed from %s at step %d", resume_dir, state.global_step)
-    collator = PreferenceCollator(tokenizer.pad_token_id, config.pad_to_multiple_of)
+    collator: Collator = (PackedPreferenceCollator if config.padding_free else PreferenceCollator)(
+        tokenizer.pad_token_id, config.pad_to_multiple_of
+    )
     use_bf16 = config.bf16 and ddp.device.type == "cuda"
     last_saved_step = state.global_step if resume_dir is not None else -1
 
@@ -346,7 +359,7 @@ def _train_step(
     model: Any,
     group: list[list[int]],
     pairs: TokenizedPairs,
-    collator: PreferenceCollator,
+    collator: Collator,
     optimizer: torch.optim.Optimizer,
     config: RewardTrainingConfig,
     use_bf16: bool,
@@ -355,21 +368,20 @@ def _train_step(
     """One optimizer step over ``group`` (a list of micro-batches of pair indices).
 
     Returns ``([loss_sum, n_correct, margin_sum, n_pairs, n_tokens], grad_norm)``, sums over micro-batches and
-    (under DDP) ranks, as Python floats.
+    (under DDP) ranks, as Python floats. ``n_tokens`` counts real tokens (no padding) in both layouts.
     """
     wrapped.train()
     device = ddp.device
+    flash = str(getattr(model.config, "_attn_implementation", "")).startswith("flash")
     sums = torch.zeros(5, dtype=torch.float64, device=device)
     for k, indices in enumerate(group):
         batch = collator([pairs.feature(i) for i in indices])
-        ids = batch["input_ids"].to(device, non_blocking=True)
-        mask = batch["attention_mask"].to(device, non_blocking=True)
         margin = batch["margin"].to(device) if config.use_margin else None
         b = len(indices)
         sync = k == len(group) - 1 or not ddp.active
         with _sync_context(wrapped, ddp, sync):
             with torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext():
-                rewards = compute_rewards(wrapped, ids, mask)  # (2B,)
+                rewards, n_tokens = _batch_rewards(wrapped, batch, device, flash)  # (2B,)
             r_chosen, r_rejected = rewards[:b], rewards[b:]
             loss = bt_loss(r_chosen, r_rejected, margin)
             (loss / len(group)).backward()
@@ -381,7 +393,7 @@ def _train_step(
                     (diff > 0).sum().double(),
                     diff.sum(),
                     torch.tensor(float(b), device=device, dtype=torch.float64),
-                    mask.sum().double(),
+                    n_tokens.double(),
                 ]
             )
     params = [p for p in model.parameters() if p.grad is not None]
@@ -394,6 +406,34 @@ def _train_step(
     if ddp.active:
         dist.all_reduce(sums)
     return [float(x) for x in sums.tolist()], sharded.local_value(grad_norm)
+
+
+def _batch_rewards(
+    wrapped: Any, batch: dict[str, Any], device: torch.device, flash: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards (2B,) of a collated micro-batch and its real-token count (a tensor on ``device``).
+
+    A padded batch (``attention_mask`` present) goes through :func:`compute_rewards`; a packed one
+    (:class:`PackedPreferenceCollator`) through :func:`compute_rewards_packed`, with flash-attention's varlen
+    arguments precomputed when ``flash``.
+    """
+    ids = batch["input_ids"].to(device, non_blocking=True)
+    if "attention_mask" in batch:
+        mask = batch["attention_mask"].to(device, non_blocking=True)
+        return compute_rewards(wrapped, ids, mask), mask.sum()
+    flash_kwargs: dict[str, Any] | None = None
+    if flash:
+        cu = batch["cu_seq_lens"].to(device, non_blocking=True)
+        longest = int(batch["max_length"])
+        flash_kwargs = {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
+    rewards = compute_rewards_packed(
+        wrapped,
+        ids,
+        batch["position_ids"].to(device, non_blocking=True),
+        batch["reward_index"].to(device, non_blocking=True),
+        flash_kwargs,
+    )
+    return rewards, batch["num_tokens"].to(device)
 
 
 def _make_optimizer(model: Any, config: RewardTrainingConfig) -> torch.optim.Optimizer:

@@ -117,6 +117,14 @@ def test_admin_launches_a_job_on_a_registered_file_by_id(
         ({"train_data_id": "DATA", "base_model": "/nowhere"}, "base_model"),
         ({"train_data_id": "DATA", "batch_size": 0}, "batch_size"),
         ({"train_data_id": "DATA", "lr_scheduler": "cosine-ish"}, "lr_scheduler"),
+        ({"train_data_id": "DATA", "processes": 0}, "processes"),
+        ({"train_data_id": "DATA", "processes": 65}, "processes"),
+        ({"train_data_id": "DATA", "processes": "two"}, "processes"),
+        ({"train_data_id": "DATA", "processes": True}, "processes"),
+        ({"train_data_id": "DATA", "accelerator": "tpu"}, "accelerator"),
+        ({"train_data_id": "DATA", "parallelism": "zero3"}, "parallelism"),
+        ({"train_data_id": "DATA", "attn_implementation": "paged_attention"}, "attn_implementation"),
+        ({"train_data_id": "DATA", "base_model": "default", "padding_free": True}, "padding_free"),
     ],
 )
 def test_bad_launch_input_names_the_field_and_queues_nothing(
@@ -127,6 +135,62 @@ def test_bad_launch_input_names_the_field_and_queues_nothing(
     response = client_for("adam").post("/api/training-jobs/", body, format="json")
     assert response.status_code == 400 and field in response.json()
     assert not TrainingJob.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("processes", "0", "greater than or equal to 1"),
+        ("processes", "65", "less than or equal to 64"),
+        ("processes", "two", "valid integer"),
+        ("accelerator", "tpu", "not a valid choice"),
+        ("padding_free", "true", "packaged MiniLM backbone is a BERT encoder"),
+    ],
+)
+def test_a_bad_process_request_with_uploads_is_a_400_that_registers_nothing(
+    client_for: ClientFor, rm_records: list[dict[str, Any]], tmp_path: Path, field: str, value: str, message: str
+) -> None:
+    body: dict[str, Any] = {
+        "base_model": "default",
+        "train_file": upload("train.jsonl", rm_records[:8], tmp_path),
+        "eval_file": upload("gold.jsonl", rm_records[8:12], tmp_path),
+        field: value,
+    }
+    with mock.patch("rewardmodel.tasks.training_job_run_task.delay") as delay:
+        response = client_for("adam").post("/api/training-jobs/", body, format="multipart")
+    assert response.status_code == 400, response.json()
+    assert list(response.json()) == [field] and message in " ".join(response.json()[field])
+    assert not TrainingJob.objects.exists() and not DatasetFile.objects.exists()
+    delay.assert_not_called()
+
+
+def test_padding_free_and_attention_reach_the_job_config(
+    client_for: ClientFor, data_file: DatasetFile, tiny_base: str
+) -> None:
+    with mock.patch("rewardmodel.tasks.training_job_run_task.delay"):
+        response = client_for("adam").post(
+            "/api/training-jobs/",
+            {
+                "base_model": tiny_base,
+                "train_data_id": data_file.pk,
+                "padding_free": True,
+                "attn_implementation": "flash_attention_2",
+                "processes": 2,
+                "accelerator": "gpu",
+            },
+            format="json",
+        )
+    assert response.status_code == 202, response.json()
+    job = TrainingJob.objects.get()
+    assert job.config["padding_free"] is True and job.config["attn_implementation"] == "flash_attention_2"
+    assert (job.processes, job.accelerator) == (2, "gpu")
+
+
+def test_the_api_offers_the_attention_implementations_the_trainer_can_pack() -> None:
+    from rewardmodel.ml.config import PADDING_FREE_ATTENTION
+    from rewardmodel.presets import ATTENTION_CHOICES
+
+    assert ATTENTION_CHOICES == PADDING_FREE_ATTENTION
 
 
 def test_a_bad_upload_names_the_line_and_field(client_for: ClientFor, tiny_base: str) -> None:

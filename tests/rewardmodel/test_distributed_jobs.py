@@ -108,3 +108,18 @@ def test_form_passes_processes_accelerator_and_parallelism(datasets: tuple[Any, 
     assert form.config()["parallelism"] == "fsdp"
     bad = TrainingJobForm({**data, "processes": 0, "accelerator": "tpu", "parallelism": "fsdp"})
     assert not bad.is_valid() and {"processes", "accelerator"} <= set(bad.errors)
+
+
+def test_form_passes_padding_free_and_refuses_it_for_the_packaged_encoder(
+    datasets: tuple[Any, Any], tiny_base: str
+) -> None:
+    train, _gold = datasets
+    data = {"name": "x", "train_data": train.pk, "preset": "gpu_standard", "padding_free": "on"}
+    form = TrainingJobForm({**data, "base_model": tiny_base, "attn_implementation": "flash_attention_2"})
+    assert form.is_valid(), form.errors
+    assert form.config()["padding_free"] is True and form.config()["attn_implementation"] == "flash_attention_2"
+    plain = TrainingJobForm({**data, "base_model": tiny_base})
+    assert plain.is_valid() and "attn_implementation" not in plain.config()  # the transformers default
+    bad = TrainingJobForm({**data, "base_model": "default"})
+    assert not bad.is_valid()
+    assert "packaged MiniLM backbone is a BERT encoder" in " ".join(bad.errors["padding_free"])
