@@ -88,3 +88,30 @@ def _pairs_score_remote(
     rewards = RemoteScorer(config).score(texts)
     n = len(items)
     return list(zip(rewards[:n], rewards[n:], strict=True))
+
+
+class RemotePairScorer:
+    """The rounds' scorer interface (``rewardmodel.services.PairScorer``) on a scoring server: ``score_pairs``
+    returns ``{"r_chosen", "r_rejected", "p"}`` arrays in input order, as the in-process ``Scorer`` does."""
+
+    def __init__(self, config: Any, model_path: str) -> None:
+        self.config = config
+        self.model_path = model_path
+
+    def score_pairs(self, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        import numpy as np
+
+        items = [(r["prompt"], r["chosen"], r["rejected"]) for r in records]
+        scored = _pairs_score_remote(self.config, self.model_path, items) if items else []
+        r_chosen = np.array([a for a, _ in scored], dtype=np.float64)
+        r_rejected = np.array([b for _, b in scored], dtype=np.float64)
+        p = 0.5 * (1.0 + np.tanh(0.5 * (r_chosen - r_rejected)))  # sigmoid, stable for large margins
+        return {"r_chosen": r_chosen, "r_rejected": r_rejected, "p": p}
+
+
+def remote_pair_scorer(*, model_path: str) -> RemotePairScorer | None:
+    """A :class:`RemotePairScorer` when the model version at ``model_path`` has a scoring server, else None."""
+    from rewardmodel.servers import scoring_server_config, scoring_server_for
+
+    server = scoring_server_for(model_path=model_path)
+    return RemotePairScorer(scoring_server_config(server), model_path) if server is not None else None

@@ -155,10 +155,16 @@ class TextEmbedder(Protocol):
 
 
 def reward_scorer_load(*, model_path: str) -> PairScorer:
-    """Load the reward model at ``model_path`` for scoring (a fresh load: the weights on disk now).
+    """Load the reward model at ``model_path`` for scoring (a fresh load: the weights on disk now), or, when its
+    model version has a scoring server attached, a scorer that sends the pairs there (``rewardmodel.scoring``).
 
     Imports torch: call it on a worker, never in the web process.
     """
+    from rewardmodel.scoring import remote_pair_scorer
+
+    remote = remote_pair_scorer(model_path=model_path)
+    if remote is not None:
+        return remote
     from rewardmodel.ml.infer import Scorer
 
     return Scorer.from_pretrained(model_path)
@@ -219,15 +225,6 @@ def _validated_config(config: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError({exc.field: str(exc)}) from None
 
 
-def training_config_validate(*, base_model: str, config: dict[str, Any]) -> dict[str, Any]:
-    """The full training config a job on ``base_model`` would store (``"default"`` = the packaged MiniLM), or a
-    ValidationError naming the offending field (e.g. ``padding_free`` asked of the packaged encoder).
-
-    Pure (no torch): the form and the API call it before registering any upload, so bad settings change nothing.
-    """
-    return _validated_config({**config, "model_name_or_path": None if base_model == "default" else base_model})
-
-
 def training_job_create(
     *,
     name: str,
@@ -258,7 +255,9 @@ def training_job_create(
         )
     if not any_base_model and base_model not in allowed:
         raise ValidationError({"base_model": f"{base_model!r} is not one of the configured base models"})
-    cfg = training_config_validate(base_model=base_model, config=dict(config or {}))
+    cfg = dict(config or {})
+    cfg["model_name_or_path"] = None if base_model == "default" else base_model
+    cfg = _validated_config(cfg)
     with transaction.atomic():
         job = TrainingJob.objects.create(
             name=name[:200] or "reward model",

@@ -103,6 +103,26 @@ def test_pairs_score_goes_to_the_attached_server_and_loads_no_weights(decoder_di
     assert scoring._scorers == {}  # the model itself was never loaded
 
 
+@pytest.mark.django_db
+def test_the_rounds_scorer_goes_to_the_attached_server(decoder_dir: Path, vllm: StubServer) -> None:
+    """Curation rounds score through ``reward_scorer_load``: it sends the pairs to the server too."""
+    import math
+
+    from rewardmodel.ml.infer import ServerTextFormatter
+    from rewardmodel.services import reward_scorer_load
+
+    version = ModelVersion.objects.create(name="rm-r", base_model="x", path=str(decoder_dir))
+    model_version_attach_server(version=version, server=make_server(vllm))
+    records = [{"prompt": CONVERSATION, "chosen": f"yes {i}", "rejected": "no"} for i in range(3)]
+    got = reward_scorer_load(model_path=str(decoder_dir)).score_pairs(records)
+    fmt = ServerTextFormatter.from_pretrained(decoder_dir)
+    for i, r in enumerate(records):
+        chosen, rejected = (stub_logit(t) for t in fmt.texts([r["prompt"]] * 2, [r["chosen"], r["rejected"]]))
+        assert (got["r_chosen"][i], got["r_rejected"][i]) == pytest.approx((chosen, rejected))
+        assert got["p"][i] == pytest.approx(1 / (1 + math.exp(rejected - chosen)))
+    assert sorted(vllm.batch_sizes()) == [2, 4]
+
+
 # --- stage 2, end to end ---------------------------------------------------------------------
 
 
