@@ -225,6 +225,15 @@ def _validated_config(config: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError({exc.field: str(exc)}) from None
 
 
+def training_config_validate(*, base_model: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The full training config a job on ``base_model`` would store (``"default"`` = the packaged MiniLM), or a
+    ValidationError naming the offending field (e.g. ``padding_free`` asked of the packaged encoder).
+
+    Pure (no torch): the form and the API call it before registering any upload, so bad settings change nothing.
+    """
+    return _validated_config({**config, "model_name_or_path": None if base_model == "default" else base_model})
+
+
 def training_job_create(
     *,
     name: str,
@@ -255,9 +264,7 @@ def training_job_create(
         )
     if not any_base_model and base_model not in allowed:
         raise ValidationError({"base_model": f"{base_model!r} is not one of the configured base models"})
-    cfg = dict(config or {})
-    cfg["model_name_or_path"] = None if base_model == "default" else base_model
-    cfg = _validated_config(cfg)
+    cfg = training_config_validate(base_model=base_model, config=dict(config or {}))
     with transaction.atomic():
         job = TrainingJob.objects.create(
             name=name[:200] or "reward model",
