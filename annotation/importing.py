@@ -181,6 +181,7 @@ _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz travels as microseco
 _pack_int = struct.Struct("!i").pack
 _EMPTY = _pack_int(0)
 _JSONB_VERSION = b"\x01"  # jsonb's binary form is a version byte, then the JSON text
+_IMPORT_LOCK = 0x50414952  # "PAIR": the advisory-lock namespace of pair imports (the key is the project id)
 
 
 def _shared_fields(project: Project, batch: ImportBatch, now: datetime) -> bytes:
@@ -327,6 +328,11 @@ def _import_postgresql(project: Project, batch: ImportBatch, path: Path) -> tupl
     parser = _Parser(path, _shared_fields(project, batch, timezone.now()), int(settings.IMPORT_BATCH_SIZE))
     n_imported = 0
     with connection.cursor() as cursor, _bulk_load_settings(cursor, table):
+        # Imports into one project take turns (the lock ends with the transaction): a concurrent
+        # import's uncommitted rows would escape the look-up below and fail this COPY's unique check.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, mod(%s::bigint, 2147483647)::integer)", [_IMPORT_LOCK, project.pk]
+        )
         parser.start()
         try:
             while (chunk := parser.chunks.get()) is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,39 @@ def test_postgresql_settings_come_back_after_the_import(project: Any, demo_slice
         assert pair is not None
         cursor.execute("UPDATE annotation_pair SET batch_id = -1 WHERE id = %s", [pair.pk])
         cursor.execute("UPDATE annotation_pair SET batch_id = NULL WHERE id = %s", [pair.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_imports_into_one_project_take_turns(project: Any, tmp_path: Path) -> None:
+    """Two overlapping files at once: each pair stored once, neither import fails on the other's rows."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (run with DATABASE_URL); SQLite writers take turns anyway")
+    lines = [rec(id=str(i), chosen=f"answer {i}") for i in range(90)]
+    paths = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    paths[0].write_text("\n".join(lines[:60]) + "\n", encoding="utf-8")
+    paths[1].write_text("\n".join(lines[30:]) + "\n", encoding="utf-8")
+    real = importing._copy_chunk
+
+    def slow_copy(*args: Any) -> int:
+        time.sleep(0.5)  # both imports would look up existing hashes before either commits
+        return real(*args)
+
+    results: list[Any] = []
+
+    def run(path: Path) -> None:
+        try:
+            results.append(import_file(project=project, path=path))
+        except Exception as exc:  # reported below
+            results.append(exc)
+        finally:
+            connection.close()
+
+    with mock.patch.object(importing, "_copy_chunk", slow_copy):
+        threads = [threading.Thread(target=run, args=(path,)) for path in paths]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted((r.n_imported, r.n_duplicates) for r in results) in ([(30, 30), (60, 0)], [(60, 0), (30, 30)])
+    assert Pair.objects.filter(project=project).count() == 90
