@@ -123,6 +123,16 @@ def test_quality_on_the_heldout_slice_with_position_bias(
     assert client.login(username=users["lena"].username, password=PASSWORD)
     page = client.get(f"/judges/projects/{project.pk}/").content.decode()
     assert f"[{low:.2f}, 1.00]" in page
+    # A later attribute run about a held-out pair says nothing about sides: the agreement stays as it was.
+    content = quality["content"].judge
+    attributes_run = JudgeRun.objects.create(project=project, purpose="attributes", n_pairs=1)
+    judged = JudgeOutcome.objects.filter(run=run).first()
+    assert judged is not None
+    JudgeOutcome.objects.create(
+        run=attributes_run, pair_id=judged.pair_id, result="failed", per_judge={str(content.pk): {"result": "failed"}}
+    )
+    again = {q.judge.name: q for q in judge_quality(project)}["content"].agreement
+    assert (again.n_decided, again.accuracy) == (n, 1.0)
 
 
 def test_judge_verdicts_build_silver_records(project: Any, stub: Any, make_judge: Any) -> None:
