@@ -4,18 +4,30 @@ Pure module: numpy + faiss, no Django, no torch. Embeddings are float32 rows of 
 norm, so cosine similarity equals the inner product and the index uses
 ``METRIC_INNER_PRODUCT``. Ids are our pair ids (int64, >= 0; -1 is faiss's "no result").
 
-Two index kinds behind one class:
+Three index kinds behind one class:
 
-* ``hnsw``: ``IndexIDMap2(IndexHNSWFlat(dim, M, METRIC_INNER_PRODUCT))`` -- a graph index,
-  sub-linear search, approximate. ``efConstruction`` (build quality) and ``efSearch``
-  (search breadth, always raised to at least ``k``) trade time for recall.
 * ``flat``: ``IndexIDMap2(IndexFlatIP(dim))`` -- exact brute force. :meth:`VectorIndex.build`
   picks it below ``exact_below`` vectors, where it is both exact and fast enough, and it is
   the ground truth for :func:`recall_at_k`.
+* ``ivf``: ``IndexIDMap2(IndexIVFFlat(IndexFlatIP(dim), nlist, METRIC_INNER_PRODUCT))`` -- the
+  vectors are split into ``nlist`` k-means cells (trained on a seeded sample of at most
+  ``train_per_list * nlist`` vectors at the first add); a search scans the ``nprobe`` cells
+  whose centroids are closest to the query. What :meth:`VectorIndex.build` picks from
+  ``exact_below`` vectors on: building it is one k-means on a sample plus one matrix product
+  per added chunk (BLAS), where an HNSW graph inserts vectors one by one, each a graph search
+  (bench/retrieval_bench.py, figures in docs/benchmarks.md: 1M x 384 in 31 s of CPU, about 45x
+  less than HNSW M=32 / efConstruction 80; recall@8 >= 0.95 at the default nprobe). Its
+  weakness: a query near a cell border can miss neighbours in a cell it does not probe, so
+  recall depends on the data; measure it (recall_at_k) and raise ``nprobe`` if needed.
+* ``hnsw``: ``IndexIDMap2(IndexHNSWFlat(dim, M, METRIC_INNER_PRODUCT))`` -- a graph index,
+  faster single queries than ivf at the same recall, but slow to build (only by asking for it).
+  ``efConstruction`` (build quality) and ``efSearch`` (search breadth, always raised to at
+  least ``k``) trade time for recall.
 
 The index holds a copy of the vectors (4 * dim bytes each, 1.5 GB for 1M x 384) plus, for
-HNSW, about ``M * 2 * 4`` bytes of graph links per vector. Threads: faiss uses OpenMP;
-callers on shared machines call ``faiss.omp_set_num_threads`` themselves.
+HNSW, about ``M * 2 * 4`` bytes of graph links per vector (ivf: 8 bytes of id per vector and
+the centroids). Threads: faiss uses OpenMP; callers on shared machines call
+``faiss.omp_set_num_threads`` themselves.
 """
 
 from __future__ import annotations
@@ -29,7 +41,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-IndexKind = Literal["hnsw", "flat"]
+IndexKind = Literal["flat", "ivf", "hnsw"]
+KINDS: tuple[IndexKind, ...] = ("flat", "ivf", "hnsw")
 
 DEFAULT_M = 32
 DEFAULT_EF_CONSTRUCTION = 80
@@ -37,6 +50,13 @@ DEFAULT_EF_SEARCH = 128
 #: :meth:`VectorIndex.build` uses exact search below this many vectors.
 DEFAULT_EXACT_BELOW = 10_000
 DEFAULT_CHUNK_SIZE = 65_536
+#: ivf: cells scanned per query (stored in the index, so it survives save/load).
+DEFAULT_NPROBE = 32
+#: ivf: at most this many training vectors per k-means cell (faiss warns below 39).
+DEFAULT_TRAIN_PER_LIST = 40
+#: ivf: k-means iterations (faiss's default is 25; 10 gives the same recall here, 2.5x sooner).
+DEFAULT_KMEANS_ITERATIONS = 10
+TRAIN_SEED = 1234
 #: Largest accepted deviation of a row's L2 norm from 1.
 NORM_TOLERANCE = 1e-3
 
@@ -56,6 +76,12 @@ def l2_normalize(vectors: npt.ArrayLike) -> np.ndarray:
         raise ValueError(f"row {int(np.flatnonzero(norms == 0)[0])} is all zeros and cannot be normalised")
     x /= norms[:, None]
     return x
+
+
+def default_nlist(n: int) -> int:
+    """k-means cells for ``n`` vectors: about sqrt(n) (1,000 at 1M), at most n / 39 so that
+    every cell has faiss's minimum of 39 training vectors, and at least 1."""
+    return max(1, min(int(round(np.sqrt(max(n, 1)))), n // 39))
 
 
 def _check_vectors(vectors: Any, dim: int, name: str) -> np.ndarray:
@@ -132,26 +158,51 @@ class VectorIndex:
         m: int = DEFAULT_M,
         ef_construction: int = DEFAULT_EF_CONSTRUCTION,
         ef_search: int = DEFAULT_EF_SEARCH,
+        nlist: int = 1024,
+        nprobe: int = DEFAULT_NPROBE,
+        train_per_list: int = DEFAULT_TRAIN_PER_LIST,
+        kmeans_iterations: int = DEFAULT_KMEANS_ITERATIONS,
         _index: Any = None,
     ) -> None:
+        """An empty index. ``m``, ``ef_construction``, ``ef_search`` apply to hnsw; ``nlist``,
+        ``nprobe``, ``train_per_list``, ``kmeans_iterations`` to ivf (trained at the first add,
+        which must then bring at least ``nlist`` vectors; :meth:`build` sizes nlist itself)."""
+        self._train_per_list = train_per_list
         if _index is not None:
             self._index = _index
             self._kind: IndexKind = kind
             return
-        if not isinstance(dim, int) or dim <= 0:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        for name, value in (("m", m), ("ef_construction", ef_construction), ("ef_search", ef_search)):
-            if not isinstance(value, int) or value <= 0:
+        for name, value in (
+            ("m", m),
+            ("ef_construction", ef_construction),
+            ("ef_search", ef_search),
+            ("nlist", nlist),
+            ("nprobe", nprobe),
+            ("train_per_list", train_per_list),
+            ("kmeans_iterations", kmeans_iterations),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         inner: Any
         if kind == "hnsw":
             inner = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = ef_construction
             inner.hnsw.efSearch = ef_search
+        elif kind == "ivf":
+            # faiss's Python layer keeps the quantizer alive with the IVF index (and the IVF
+            # index with the IDMap) through referenced_objects; a loaded file owns all three.
+            inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            inner.nprobe = nprobe
+            inner.cp.niter = kmeans_iterations
+            inner.cp.seed = TRAIN_SEED
+            # The sample is drawn here (seeded, see _train); faiss must not subsample it again.
+            inner.cp.max_points_per_centroid = max(train_per_list, 1) + 1
         elif kind == "flat":
             inner = faiss.IndexFlatIP(dim)
         else:
-            raise ValueError(f"kind must be 'hnsw' or 'flat', got {kind!r}")
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         self._index = faiss.IndexIDMap2(inner)
         self._kind = kind
 
@@ -165,15 +216,35 @@ class VectorIndex:
         m: int = DEFAULT_M,
         ef_construction: int = DEFAULT_EF_CONSTRUCTION,
         ef_search: int = DEFAULT_EF_SEARCH,
+        nprobe: int = DEFAULT_NPROBE,
+        nlist: int | None = None,
+        kind: IndexKind | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> VectorIndex:
-        """Create an index for ``vectors`` (n, dim) with ``ids`` (n,): flat when n < exact_below, else HNSW."""
+        """Create an index for ``vectors`` (n, dim) with ``ids`` (n,).
+
+        ``kind`` None picks by size: flat (exact) when n < exact_below, else ivf with
+        ``nlist`` cells (None: :func:`default_nlist`), its k-means trained on a sample of all n
+        vectors. hnsw only when asked for.
+        """
         if not isinstance(vectors, np.ndarray) or vectors.ndim != 2:
             raise ValueError(
                 f"vectors must be a 2-D float32 numpy array, got {getattr(vectors, 'shape', type(vectors).__name__)}"
             )
-        kind: IndexKind = "flat" if vectors.shape[0] < exact_below else "hnsw"
-        index = cls(vectors.shape[1], kind=kind, m=m, ef_construction=ef_construction, ef_search=ef_search)
+        n = vectors.shape[0]
+        if kind is None:
+            kind = "flat" if n < exact_below else "ivf"
+        if nlist is None:
+            nlist = default_nlist(n)
+        index = cls(
+            vectors.shape[1],
+            kind=kind,
+            m=m,
+            ef_construction=ef_construction,
+            ef_search=ef_search,
+            nlist=nlist,
+            nprobe=nprobe,
+        )
         index.add(ids, vectors, chunk_size=chunk_size)
         return index
 
@@ -207,6 +278,27 @@ class VectorIndex:
             raise ValueError(f"ef_search must be a positive integer, got {value!r}")
         self._hnsw().efSearch = value
 
+    @property
+    def nprobe(self) -> int | None:
+        """ivf cells scanned per query (stored in the index, so it survives save/load); None otherwise."""
+        return int(self._ivf().nprobe) if self._kind == "ivf" else None
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        if self._kind != "ivf":
+            raise ValueError("nprobe applies only to an ivf index")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"nprobe must be a positive integer, got {value!r}")
+        self._ivf().nprobe = value
+
+    @property
+    def nlist(self) -> int | None:
+        """ivf k-means cells; None for other kinds."""
+        return int(self._ivf().nlist) if self._kind == "ivf" else None
+
+    def _ivf(self) -> Any:
+        return faiss.extract_index_ivf(self._index)
+
     def _hnsw(self) -> Any:
         inner: Any = faiss.downcast_index(self._index.index)
         return inner.hnsw
@@ -231,9 +323,28 @@ class VectorIndex:
             clash = id_arr[np.isin(id_arr, self.ids())]
             if clash.size:
                 raise ValueError(f"id {int(clash[0])} is already in the index")
+        if self._kind == "ivf" and not self._index.is_trained and x.shape[0]:
+            self._train(x)
         # Chunks bound the temporary memory of HNSW insertion and let callers report progress.
         for start in range(0, x.shape[0], chunk_size):
             self._index.add_with_ids(x[start : start + chunk_size], id_arr[start : start + chunk_size])
+
+    def _train(self, x: np.ndarray) -> None:
+        """k-means for an untrained ivf index on a seeded sample of ``x`` (at most train_per_list per cell)."""
+        ivf = self._ivf()
+        nlist = int(ivf.nlist)
+        if x.shape[0] < nlist:
+            raise ValueError(
+                f"an ivf index with nlist={nlist} is trained on its first add, which needs at least {nlist}"
+                f" vectors (got {x.shape[0]}); use VectorIndex.build(), which sizes nlist, or a smaller nlist"
+            )
+        cap = self._train_per_list * nlist
+        if x.shape[0] > cap:
+            rows = np.sort(np.random.default_rng(TRAIN_SEED).choice(x.shape[0], cap, replace=False))
+            x = x[rows]
+        # Quieter than faiss's own "please provide at least 39 x nlist points" on stderr.
+        ivf.cp.verbose = False
+        ivf.train(x)
 
     # -- reading
 
@@ -265,6 +376,9 @@ class VectorIndex:
         if self._kind == "hnsw":
             params: Any = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from faiss's stubs
             params.efSearch = max(int(self._hnsw().efSearch), k)
+        elif self._kind == "ivf":
+            params = faiss.SearchParametersIVF()  # type: ignore[attr-defined]  # missing from faiss's stubs
+            params.nprobe = int(self._ivf().nprobe)
         else:
             params = faiss.SearchParameters()
         if selector is not None:
@@ -278,7 +392,7 @@ class VectorIndex:
     # -- persistence
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index (vectors, graph, ids, efSearch) to one faiss file at ``path``."""
+        """Write the index (vectors, graph or cells, ids, efSearch / nprobe) to one faiss file at ``path``."""
         faiss.write_index(self._index, os.fspath(path))
 
     @classmethod
@@ -290,6 +404,8 @@ class VectorIndex:
         inner = faiss.downcast_index(index.index)
         if isinstance(inner, faiss.IndexHNSWFlat) and inner.metric_type == faiss.METRIC_INNER_PRODUCT:
             kind: IndexKind = "hnsw"
+        elif isinstance(inner, faiss.IndexIVFFlat) and inner.metric_type == faiss.METRIC_INNER_PRODUCT:
+            kind = "ivf"
         elif isinstance(inner, faiss.IndexFlatIP):
             kind = "flat"
         else:

@@ -16,6 +16,13 @@ def _vectors(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
     return l2_normalize(np.random.default_rng(seed).standard_normal((n, dim)))
 
 
+def _clustered(n: int, seed: int = 0, clusters: int = 100, noise: float = 0.6) -> np.ndarray:
+    """Points around random centres (the many-prompts-per-topic shape of real embeddings), unit norm."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(12345).standard_normal((clusters, DIM))
+    return l2_normalize(centres[rng.integers(0, clusters, n)] + rng.standard_normal((n, DIM)) * noise)
+
+
 @pytest.fixture(scope="module")
 def corpus() -> tuple[np.ndarray, np.ndarray]:
     vectors = _vectors(5000)
@@ -32,6 +39,14 @@ def hnsw(corpus: tuple[np.ndarray, np.ndarray]) -> VectorIndex:
 
 
 @pytest.fixture(scope="module")
+def ivf(corpus: tuple[np.ndarray, np.ndarray]) -> VectorIndex:
+    ids, vectors = corpus
+    index = VectorIndex.build(ids, vectors, exact_below=1000)
+    assert index.kind == "ivf"
+    return index
+
+
+@pytest.fixture(scope="module")
 def flat(corpus: tuple[np.ndarray, np.ndarray]) -> VectorIndex:
     ids, vectors = corpus
     return VectorIndex.build(ids, vectors, exact_below=10_000)
@@ -40,10 +55,12 @@ def flat(corpus: tuple[np.ndarray, np.ndarray]) -> VectorIndex:
 def test_build_picks_exact_search_for_small_collections(corpus: tuple[np.ndarray, np.ndarray]) -> None:
     ids, vectors = corpus
     assert VectorIndex.build(ids, vectors, exact_below=10_000).kind == "flat"
-    assert VectorIndex.build(ids[:2000], vectors[:2000], exact_below=1000).kind == "hnsw"
+    big = VectorIndex.build(ids[:2000], vectors[:2000], exact_below=1000)
+    assert (big.kind, big.nlist, big.nprobe) == ("ivf", 45, 32)  # about sqrt(n) cells
+    assert VectorIndex.build(ids[:2000], vectors[:2000], exact_below=1000, kind="hnsw").kind == "hnsw"
 
 
-@pytest.mark.parametrize("which", ["flat", "hnsw"])
+@pytest.mark.parametrize("which", ["flat", "hnsw", "ivf"])
 def test_a_stored_vector_finds_itself_first(
     which: str, request: pytest.FixtureRequest, corpus: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -73,11 +90,36 @@ def test_hnsw_recall_against_exact_search(hnsw: VectorIndex, flat: VectorIndex) 
     assert recall_at_k(approx.ids, exact.ids) >= 0.9
 
 
+def test_ivf_recall_against_exact_search_on_clustered_data() -> None:
+    vectors = _clustered(20_000)
+    ids = np.arange(20_000, dtype=np.int64) + 10**9
+    ivf = VectorIndex.build(ids, vectors)
+    flat = VectorIndex.build(ids, vectors, kind="flat")
+    queries = _clustered(200, seed=1)
+    exact = flat.search(queries, k=8)
+    assert (ivf.kind, ivf.nlist) == ("ivf", 141)
+    assert recall_at_k(ivf.search(queries, k=8).ids, exact.ids) >= 0.95  # at the default nprobe
+    ivf.nprobe = 1  # one cell of 141: neighbours across its border are missed
+    assert recall_at_k(ivf.search(queries, k=8).ids, exact.ids) < 0.95
+
+
+def test_ivf_is_trained_on_its_first_add_which_must_be_big_enough() -> None:
+    index = VectorIndex(DIM, kind="ivf", nlist=64)
+    with pytest.raises(ValueError, match="at least 64 vectors"):
+        index.add(np.arange(10), _vectors(10))
+    assert index.ntotal == 0
+    index.add(np.arange(3000), _clustered(3000))
+    index.add(np.arange(3000, 3100), _clustered(100, seed=5))  # later adds use the trained cells
+    assert index.ntotal == 3100
+    result = index.search(_clustered(100, seed=5)[:10], k=1)
+    assert (result.ids[:, 0] == np.arange(3000, 3010)).all()
+
+
 def test_exclude_ids_never_come_back(
-    hnsw: VectorIndex, flat: VectorIndex, corpus: tuple[np.ndarray, np.ndarray]
+    hnsw: VectorIndex, flat: VectorIndex, ivf: VectorIndex, corpus: tuple[np.ndarray, np.ndarray]
 ) -> None:
     ids, vectors = corpus
-    for index in (hnsw, flat):
+    for index in (hnsw, flat, ivf):
         before = index.search(vectors[:20], k=8)
         banned = np.unique(before.ids[:, :4])
         after = index.search(vectors[:20], k=8, exclude_ids=banned)
@@ -99,25 +141,29 @@ def test_fewer_vectors_than_k_pads_with_minus_one() -> None:
 
 
 def test_save_load_roundtrip(
-    tmp_path: Path, hnsw: VectorIndex, flat: VectorIndex, corpus: tuple[np.ndarray, np.ndarray]
+    tmp_path: Path, hnsw: VectorIndex, flat: VectorIndex, ivf: VectorIndex, corpus: tuple[np.ndarray, np.ndarray]
 ) -> None:
     _, vectors = corpus
     queries = vectors[100:120]
     hnsw.ef_search = 48
-    for name, index in (("hnsw.faiss", hnsw), ("flat.faiss", flat)):
+    ivf.nprobe = 7
+    for name, index in (("hnsw.faiss", hnsw), ("flat.faiss", flat), ("ivf.faiss", ivf)):
         path = tmp_path / name
         index.save(path)
         loaded = VectorIndex.load(path)
-        assert (loaded.kind, loaded.dim, loaded.ntotal, loaded.ef_search) == (
+        assert (loaded.kind, loaded.dim, loaded.ntotal, loaded.ef_search, loaded.nprobe, loaded.nlist) == (
             index.kind,
             index.dim,
             index.ntotal,
             index.ef_search,
+            index.nprobe,
+            index.nlist,
         )
         assert (loaded.ids() == index.ids()).all()
         a, b = index.search(queries, k=6), loaded.search(queries, k=6)
         assert (a.ids == b.ids).all() and np.allclose(a.similarities, b.similarities)
     hnsw.ef_search = 64
+    ivf.nprobe = 32
 
 
 def test_add_grows_the_index_and_rejects_known_ids() -> None:
@@ -162,14 +208,21 @@ def test_bad_query_and_k_are_rejected(flat: VectorIndex) -> None:
 
 
 def test_constructor_and_normalize_validation(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="kind"):
-        VectorIndex(DIM, kind="ivf")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="kind must be one of flat, ivf, hnsw"):
+        VectorIndex(DIM, kind="ivfpq")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="nlist"):
+        VectorIndex(DIM, kind="ivf", nlist=0)
     with pytest.raises(ValueError, match="dim"):
         VectorIndex(0)
     with pytest.raises(ValueError, match="all zeros"):
         l2_normalize(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="ef_search"):
         VectorIndex(DIM, kind="flat").ef_search = 10
+    with pytest.raises(ValueError, match="nprobe applies only"):
+        VectorIndex(DIM, kind="flat").nprobe = 10
+    with pytest.raises(ValueError, match="nprobe must be"):
+        VectorIndex(DIM, kind="ivf").nprobe = 0
+    assert VectorIndex(DIM, kind="hnsw").nprobe is None
 
 
 def test_recall_at_k() -> None:
