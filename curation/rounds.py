@@ -149,11 +149,6 @@ def _majority_attributes(pair_ids: list[int]) -> dict[int, dict[str, Any]]:
     return found
 
 
-def _pair_attributes(pair: Pair) -> dict[str, Any]:
-    attributes = pair.metadata.get("attributes") if isinstance(pair.metadata, dict) else None
-    return attributes if isinstance(attributes, dict) else {}
-
-
 def _verified(project: Project) -> dict[int, str]:
     """Verified pairs' final sides (the verdicts' owner is curation.verdicts; this is its VerifiedPair half)."""
     return dict(VerifiedPair.objects.filter(project=project).values_list("pair_id", "side"))
@@ -329,24 +324,26 @@ def _embedder(round_: CurationRound) -> TextEmbedder:
 
 
 def _step_embed(round_: CurationRound) -> str:
-    import numpy as np
-
-    from curation.retrieval import DEFAULT_EXACT_BELOW, VectorIndex
+    from curation.embeddings import pool_embed, pool_index_build
 
     embedder = _embedder(round_)
     pool = _pool_ids(round_.project)
-    # Exact search while the pool is small; HNSW (approximate) once it is not.
-    index = VectorIndex(dim=embedder.dim, kind="flat" if len(pool) < DEFAULT_EXACT_BELOW else "hnsw")
-    done = 0
-    for start in range(0, len(pool), CHUNK):
-        pairs = list(Pair.objects.filter(pk__in=pool[start : start + CHUNK]).order_by("pk"))
-        texts = [conversation_text(p.conversation, _pair_attributes(p)) for p in pairs]
-        index.add(np.array([p.pk for p in pairs], dtype=np.int64), embedder.embed(texts))
-        done += len(pairs)
-        _step(round_.pk, "embed", progress=done / max(1, len(pool)))
+    # Stored embeddings are reused (a pool embedded ahead by the pool_embed task, or by an earlier
+    # round, costs nothing here); the index is built at once over all of them, which lets ivf train
+    # its k-means on the whole pool. Exact search while the pool is small.
+    done = pool_embed(
+        project_id=round_.project_id,
+        pair_ids=pool,
+        batch_size=int(round_.config["embed_batch_size"]),
+        progress=lambda fraction: _step(round_.pk, "embed", progress=0.9 * fraction),
+    )
+    index = pool_index_build(store=done.store, pair_ids=pool, dim=embedder.dim)
     index.save(_round_dir(round_) / "pool.index")
-    _metrics(round_.pk, pool_size=len(pool))
-    return f"{len(pool)} unverified pairs embedded ({index.kind} index, dim {embedder.dim})"
+    _metrics(round_.pk, pool_size=len(pool), pool_embedded=done.embedded, pool_reused=done.reused)
+    return (
+        f"{len(pool)} unverified pairs embedded ({done.embedded} now, {done.reused} reused;"
+        f" {index.kind} index, dim {embedder.dim})"
+    )
 
 
 def _step_retrieve(round_: CurationRound) -> str:

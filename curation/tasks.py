@@ -78,6 +78,21 @@ def curation_round_run_task(*, round_id: int) -> None:
         logger.info("curation round %s: %s", round_id, done.status)
 
 
+# Routed to the gpu queue (settings.CELERY_TASK_ROUTES): it runs the encoder. Acked late and
+# resumable: the embeddings already stored are skipped, so a redelivered message only finishes the work.
+@shared_task(name="curation.tasks.pool_embed", acks_late=True, reject_on_worker_lost=True)
+def pool_embed_task(*, project_id: int, batch_size: int | None = None) -> None:
+    """Embed a project's retrieval pool ahead of its rounds (stored once per pair and encoder)."""
+    from annotation.models import Project
+    from curation.embeddings import pool_embed
+
+    if not Project.objects.filter(pk=project_id).exists():
+        logger.warning("pool_embed: project %s does not exist", project_id)
+        return
+    done = pool_embed(project_id=project_id, batch_size=batch_size)
+    logger.info("project %s pool: %d embedded, %d reused", project_id, done.embedded, done.reused)
+
+
 # Stage 2: one task per shard (routed to the gpu queue: it scores), acked late so a message whose
 # worker died is delivered again; the claim in config/jobs.py makes a second delivery a no-op.
 @shared_task(name="curation.tasks.stage2_shard_run", acks_late=True, reject_on_worker_lost=True)

@@ -143,6 +143,8 @@ class TextEmbedder(Protocol):
     """A sentence encoder (``rewardmodel.ml.embed.Embedder``): float32 (N, dim) unit vectors."""
 
     batch_size: int
+    #: Identifies the encoder (model files and token limit): stored embeddings are filed under it.
+    key: str
 
     @property
     def dim(self) -> int:

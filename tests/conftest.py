@@ -129,6 +129,7 @@ def celery_worker(transactional_db: Any) -> Any:
     app.conf.task_routes = {
         "rewardmodel.tasks.*": {"queue": queues["gpu"]},
         "curation.tasks.curation_round_run": {"queue": queues["gpu"]},
+        "curation.tasks.pool_embed": {"queue": queues["gpu"]},
         "annotation.tools.tasks.code_run*": {"queue": queues["sandbox"]},
     }
     _reset_routing(app)

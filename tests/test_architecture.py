@@ -22,6 +22,7 @@ PURE = [
     "curation/agreement.py",
     "curation/sampling.py",
     "curation/retrieval.py",
+    "curation/embedding_store.py",
     "curation/charts.py",
     "rewardmodel/charts.py",
     "annotation/formats.py",

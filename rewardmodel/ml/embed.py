@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,7 @@ class Embedder:
         limit = getattr(self.model.config, "max_position_embeddings", None)
         self.max_length = min(max_length, limit) if limit else max_length
         self.batch_size = batch_size
+        self.key = embedder_key(path, self.model.config.to_json_string(), self.max_length)
 
     @property
     def dim(self) -> int:
@@ -77,6 +80,22 @@ class Embedder:
                 ).last_hidden_state
                 out[idx] = mean_pool(hidden.float(), mask).cpu().numpy()
         return out
+
+
+def embedder_key(model_path: str | os.PathLike[str], config_json: str, max_length: int) -> str:
+    """A name for "vectors from this encoder", stable across machines: ``<dir name>-L<max_length>-<hash>``.
+
+    The hash covers the model config, the token limit and the names and sizes of the files in the model directory
+    (weights, tokenizer), so a fine-tuned copy with the same config but other weights gets another key, while the
+    same package installed under another path keeps its key. Stored embeddings are filed under it.
+    """
+    root = Path(model_path)
+    h = hashlib.sha256(config_json.encode())
+    h.update(str(max_length).encode())
+    if root.is_dir():
+        for f in sorted(p for p in root.rglob("*") if p.is_file()):
+            h.update(f"{f.relative_to(root)}:{f.stat().st_size}".encode())
+    return f"{root.name or 'model'}-L{max_length}-{h.hexdigest()[:12]}"
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:

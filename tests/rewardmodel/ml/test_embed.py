@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+import torch
 
 from rewardmodel.ml.embed import Embedder, embed_records, mean_pool
 
@@ -53,3 +56,28 @@ def test_embed_records_uses_conversation_and_attributes() -> None:
     recs = [{"prompt": "\n\nHuman: how do I boil an egg?\n\nAssistant:", "chosen": "a", "rejected": "b"}] * 2
     out = embed_records(recs, [{"task": "cooking"}, {"task": "legal advice"}])
     assert out.shape == (2, 384) and not np.allclose(out[0], out[1])
+
+
+def test_key_names_the_encoder_and_its_token_limit(embedder: Embedder, tmp_path: Any) -> None:
+    from rewardmodel.ml.embed import embedder_key
+
+    assert embedder.key == Embedder(device="cpu", batch_size=2).key  # stable across loads
+    assert f"-L{embedder.max_length}-" in embedder.key
+    config = embedder.model.config.to_json_string()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "model.safetensors").write_bytes(b"x" * 10)
+    key = embedder_key(tmp_path / "a", config, 256)
+    assert key != embedder_key(tmp_path / "a", config, 128)  # another token limit
+    (tmp_path / "a" / "model.safetensors").write_bytes(b"x" * 11)
+    assert key != embedder_key(tmp_path / "a", config, 256)  # other weights
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_embeddings_in_bf16_match_cpu(embedder: Embedder) -> None:
+    gpu = Embedder(device="cuda", batch_size=2)
+    out = gpu.embed(TEXTS)
+    assert out.dtype == np.float32 and out.shape == (4, 384)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-4)
+    cosines = (out * embedder.embed(TEXTS)).sum(axis=1)
+    assert cosines.min() > 0.99, cosines  # bf16 autocast: close to the fp32 CPU vectors, not equal
