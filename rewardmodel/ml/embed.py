@@ -2,7 +2,7 @@
 
 Default model: the packaged MiniLM-L6 sentence encoder, used exactly as sentence-transformers does (mean pooling
 over real tokens, then L2 normalisation, 256-token limit, head kept), so vectors are 384-d unit vectors and the
-inner product is the cosine similarity (FAISS ``IndexFlatIP`` / HNSW with inner product).
+inner product is the cosine similarity (FAISS ``IndexFlatIP`` / IVF with inner product).
 """
 
 from __future__ import annotations
