@@ -22,7 +22,7 @@ peak (989 TFLOP/s for H100/H200 SXM; --peak-tflops to override), with model FLOP
 baseline's MFU counts only real tokens too, so padding waste shows up as lost MFU.
 
 Scoring (bf16 autocast, inference mode): library ``Scorer.score_pairs`` (length-sorted, dynamic padding, token
-budget) vs baseline (input order, fixed batch, padded to max_length); pairs/s.
+budget) vs baseline (input order, fixed batch, padded to max_length); pairs/s and real (non-pad) tokens/s.
 """
 
 from __future__ import annotations
@@ -257,8 +257,14 @@ def main() -> int:
     base_scores = torch.cat(out).numpy()
     n = len(score_rows)
     agree = float(((lib["r_chosen"] > lib["r_rejected"]) == (base_scores[:n] > base_scores[n:])).mean())
-    print(f"scoring, library Scorer (sorted, dynamic padding): {lib_pps:,.0f} pairs/s")
-    print(f"scoring, baseline (input order, padded to max_length, batch {args.score_batch}): {base_pps:,.0f} pairs/s")
+    per_pair = sum(len(x) for x in seqs) / n  # real tokens of a pair (chosen + rejected)
+    print(
+        f"scoring, library Scorer (sorted, dynamic padding): {lib_pps:,.0f} pairs/s, {lib_pps * per_pair:,.0f} tokens/s"
+    )
+    print(
+        f"scoring, baseline (input order, padded to max_length, batch {args.score_batch}): {base_pps:,.0f} pairs/s, "
+        f"{base_pps * per_pair:,.0f} real tokens/s"
+    )
     print(
         f"scoring speed-up: {lib_pps / base_pps:.2f}x (preference agreement between the two: {agree:.3f}; bf16 noise)"
     )

@@ -228,6 +228,8 @@ def _run(
     max_length = _clamp_max_length(config.max_length, model)
     if config.padding_free and (problem := padding_free_problem(model)):
         raise ValueError(f"padding_free: {problem}")
+    if config.padding_free and model.config._attn_implementation == "flex_attention" and ddp.device.type == "cpu":
+        raise ValueError("padding_free: flex_attention has no backward on CPU; use sdpa (the default) on CPU")
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 

@@ -35,3 +35,71 @@ def test_gpu_scores_match_cpu(tiny_qwen: Path, records: list[dict]) -> None:
     cpu = Scorer.from_pretrained(tiny_qwen, device="cpu", max_length=64).score_pairs(records[:16])
     gpu = Scorer.from_pretrained(tiny_qwen, device="cuda", max_length=64, bf16=False).score_pairs(records[:16])
     np.testing.assert_allclose(gpu["r_chosen"], cpu["r_chosen"], atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def wide_qwen(tmp_path_factory: pytest.TempPathFactory, records: list[dict]) -> Path:
+    """A tiny Qwen3 with head dim 16 (flex attention's minimum on CUDA)."""
+    from rewardmodel.ml.backbones import build_tiny_decoder
+    from tests.rewardmodel.ml.conftest import corpus
+
+    return build_tiny_decoder(tmp_path_factory.mktemp("wide-qwen"), corpus(records), hidden_size=64, num_heads=4)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "flex_attention", "flash_attention_2"])
+def test_packed_rewards_and_gradients_match_padded_on_cuda(wide_qwen: Path, records: list[dict], attn: str) -> None:
+    """The padding-free path on the GPU kernels: flash-attention varlen (when flash-attn is installed) and flex
+    attention's block mask give the padded batch's rewards and gradients (bf16 for flash, which needs it)."""
+    import importlib.util
+
+    from rewardmodel.ml.data import PackedPreferenceCollator, PreferenceCollator, tokenize_records
+    from rewardmodel.ml.loss import bt_loss
+    from rewardmodel.ml.modeling import compute_rewards, compute_rewards_packed, load_reward_model
+
+    if attn == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        pytest.skip("flash-attn is not installed")
+    dtype = "bfloat16" if attn.startswith("flash") else "float32"
+    rtol, atol = (2e-2, 2e-2) if dtype == "bfloat16" else (1e-3, 1e-4)
+    padded_model, tok = load_reward_model(wide_qwen, device="cuda", dtype=dtype, attn_implementation="sdpa")
+    packed_model, _ = load_reward_model(wide_qwen, device="cuda", dtype=dtype, attn_implementation=attn)
+    pairs = tokenize_records(records[:8], tok, max_length=96)
+    features = [pairs.feature(i) for i in range(len(pairs))]
+    b = len(features)
+    p = PreferenceCollator(tok.pad_token_id)(features)
+    q = PackedPreferenceCollator(tok.pad_token_id)(features)
+    r_pad = compute_rewards(padded_model, p["input_ids"].cuda(), p["attention_mask"].cuda())
+    bt_loss(r_pad[:b], r_pad[b:]).backward()
+    cu = q["cu_seq_lens"].cuda()
+    flash = {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": q["max_length"], "max_length_k": q["max_length"]}
+    r_pack = compute_rewards_packed(
+        packed_model,
+        q["input_ids"].cuda(),
+        q["position_ids"].cuda(),
+        q["reward_index"].cuda(),
+        flash if attn.startswith("flash") else None,
+    )
+    bt_loss(r_pack[:b], r_pack[b:]).backward()
+    torch.testing.assert_close(r_pack, r_pad, rtol=rtol, atol=atol)
+    for (name, a), (_, c) in zip(padded_model.named_parameters(), packed_model.named_parameters(), strict=True):
+        assert a.grad is not None and c.grad is not None, name
+        torch.testing.assert_close(c.grad.float(), a.grad.float(), rtol=rtol, atol=atol, msg=name)
+
+
+def test_padding_free_training_runs_on_cuda(wide_qwen: Path, records: list[dict], tmp_path: Path) -> None:
+    from rewardmodel.ml.config import RewardTrainingConfig
+    from rewardmodel.ml.train import train
+
+    cfg = RewardTrainingConfig(
+        model_name_or_path=str(wide_qwen),
+        output_dir=str(tmp_path),
+        max_steps=3,
+        batch_size=4,
+        max_length=64,
+        bf16=True,
+        gradient_checkpointing=True,
+        learning_rate=1e-3,
+        padding_free=True,
+        attn_implementation="flex_attention",
+    )
+    result = train(cfg, records, records[:8])
+    assert result.global_step == 3 and result.final_eval is not None

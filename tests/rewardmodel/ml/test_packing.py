@@ -178,6 +178,11 @@ def test_an_encoder_is_refused_with_a_message_naming_the_option(
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "final").exists()
 
 
+def test_flex_attention_is_refused_on_cpu(tiny_qwen: Path, records: list[dict], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="padding_free: flex_attention has no backward on CPU"):
+        train(_config(tiny_qwen, tmp_path, padding_free=True, attn_implementation="flex_attention"), records[:16])
+
+
 def test_padding_free_problem_names_the_attention(tiny_qwen: Path) -> None:
     model, _tok = load_reward_model(tiny_qwen, device="cpu", attn_implementation="sdpa")
     assert padding_free_problem(model) is None
