@@ -8,11 +8,17 @@ whole stage-2 run with that many worker processes claiming shards by compare-and
 workers do; no broker in the way), then the finaliser (counts and the dataset version). Prints
 pairs/s per run and the database size per million pairs of the result and score tables.
 
-    .venv/bin/python bench/stage2_bench.py --score --n 400 --shard-size 50 --workers 1 2
+    .venv/bin/python bench/stage2_bench.py --score --n 20000 --shard-size 1000 --workers 1 2 \
+        --max-length 128 --batch-size 32
 
 ``--score``: the filter with real scoring instead (real pairs from ../shared/data, nothing stored
 beforehand, the packaged MiniLM backbone as both gold and best model, through rewardmodel.scoring
-on the CPU). Each worker count runs on a fresh pool, so no score is reused between them.
+on the CPU: four forward passes per pair). Each worker count runs on a fresh pool of the same
+pairs, so no score is reused between them. Each worker process uses ``--threads`` torch threads
+(default: the cores divided by the workers, what ``RM_TORCH_THREADS=0`` gives a Celery worker) and
+loads the model once before its clock starts. Besides wall-clock pairs/s it prints the CPU seconds
+the workers spent per pair: on a box shared with other work, cores x pairs per CPU-second is what
+the same run would do alone (scoring is CPU-bound), so it also prints that projection.
 """
 
 from __future__ import annotations
@@ -22,23 +28,38 @@ import json
 import multiprocessing as mp
 import os
 import time
+from typing import Any
 
 from _setup import fresh_postgres
 
 DB = "synpref_bench_stage2"
 
 
-def _worker(shard_ids: list[int]) -> int:
+def _worker(args: tuple[list[int], dict]) -> dict:
+    shard_ids, score = args
     import django
 
     django.setup()
     from curation.stage2.engine import stage2_shard_run
 
+    info: dict = {}
+    if score:
+        import torch
+        from django.conf import settings
+
+        from rewardmodel import scoring
+
+        settings.RM_TORCH_THREADS = score["threads"]
+        start = time.perf_counter()
+        scoring._scorer(score["path"], score["batch_size"], score["max_length"])  # load once, off the clock
+        info = {"load_s": time.perf_counter() - start, "threads": torch.get_num_threads()}
+    cpu, start = time.process_time(), time.perf_counter()
     # Every worker walks every shard: the claim lets exactly one of them work each.
-    return sum(1 for pk in shard_ids if stage2_shard_run(shard_id=pk) == "done")
+    done = sum(1 for pk in shard_ids if stage2_shard_run(shard_id=pk) == "done")
+    return {**info, "done": done, "start": start, "end": time.perf_counter(), "cpu_s": time.process_time() - cpu}
 
 
-def _setup_scored_pool(n: int, name: str) -> object:
+def _setup_scored_pool(n: int, name: str) -> Any:
     """``n`` real pairs (shared data) and two registered models (the packaged MiniLM), no stored score."""
     from _setup import generated_pairs
 
@@ -62,7 +83,7 @@ def _setup_scored_pool(n: int, name: str) -> object:
     return project
 
 
-def _setup_pool(n: int) -> tuple[object, float]:
+def _setup_pool(n: int) -> tuple[Any, float]:
     from django.db import connection
 
     from annotation.formats import content_hash
@@ -122,6 +143,9 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=1_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--score", action="store_true", help="score for real (CPU backbone) instead of stored scores")
+    parser.add_argument("--max-length", type=int, default=128, help="--score: tokens per sequence (the run setting)")
+    parser.add_argument("--batch-size", type=int, default=32, help="--score: sequences per forward pass")
+    parser.add_argument("--threads", type=int, default=0, help="--score: torch threads per worker (0: cores/workers)")
     args = parser.parse_args()
     fresh_postgres(DB)
     os.environ["STAGE2_JUDGE_FUNCTION"] = ""  # no judges: the ledger alone
@@ -140,19 +164,25 @@ def main() -> None:
         if args.score:
             project = _setup_scored_pool(args.n, f"bench-scored-{workers}")
         start = time.perf_counter()
-        run = engine.stage2_run_create(
-            project=project,
-            config={"shard_size": args.shard_size, "chunk_size": args.chunk_size},
-            enqueue=False,
-        )
+        config = {"shard_size": args.shard_size, "chunk_size": args.chunk_size}
+        score: dict = {}
+        if args.score:
+            from rewardmodel.ml.backbones import default_backbone_path
+
+            config.update(max_length=args.max_length, score_batch_size=args.batch_size)
+            threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+            score = {"path": str(default_backbone_path()), "batch_size": args.batch_size, "max_length": args.max_length, "threads": threads}  # fmt: skip
+        run = engine.stage2_run_create(project=project, config=config, enqueue=False)
         create_s = time.perf_counter() - start
         shard_ids = list(run.shards.order_by("index").values_list("pk", flat=True))
         connection.close()
+        load_before = os.getloadavg()[0]
         work_start = time.perf_counter()
         ctx = mp.get_context("fork")
         with ctx.Pool(workers) as pool:
-            done = sum(pool.map(_worker, [shard_ids] * workers))
-        work_s = time.perf_counter() - work_start
+            infos = pool.map(_worker, [(shard_ids, score)] * workers)
+        done = sum(i["done"] for i in infos)
+        work_s = max(i["end"] for i in infos) - min(i["start"] for i in infos) if args.score else time.perf_counter() - work_start  # fmt: skip
         fin_start = time.perf_counter()
         engine.stage2_finalise(run_id=run.pk)  # the last shard's worker normally closed it already
         run = Stage2Run.objects.get(pk=run.pk)
@@ -166,6 +196,17 @@ def main() -> None:
             f"{time.perf_counter() - fin_start:.1f} s after the workers; whole run {total_s:.1f} s = "
             f"{args.n / total_s:,.2f} pairs/s; outcomes {run.summary['outcomes']}"
         )
+        if args.score:
+            cpu_s = sum(i["cpu_s"] for i in infos)
+            cores = sum(i["threads"] for i in infos)
+            print(
+                f"  max length {args.max_length}, batch {args.batch_size}, torch threads per worker "
+                f"{[i['threads'] for i in infos]}, model load {max(i['load_s'] for i in infos):.1f} s (before the clock); "
+                f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
+                f"CPU {cpu_s:.0f} s = {args.n / cpu_s:.2f} pairs per CPU-second; "
+                f"alone on {cores} core(s): about {args.n / cpu_s * cores:.2f} pairs/s, "
+                f"20,000 pairs in {20_000 / (args.n / cpu_s * cores) / 60:.0f} min"
+            )
     if args.score:
         return
     per_million = 1e6 / (args.n * len(args.workers))

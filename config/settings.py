@@ -301,6 +301,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {
     "rewardmodel.tasks.*": {"queue": "gpu"},
     "curation.tasks.curation_round_run": {"queue": "gpu"},
+    "curation.tasks.pool_embed": {"queue": "gpu"},  # runs the encoder (bf16 on CUDA)
     "curation.tasks.stage2_shard_run": {"queue": "gpu"},  # scores with the gold and current-best RMs
     "annotation.tools.tasks.code_run*": {"queue": "sandbox"},
 }
@@ -373,6 +374,12 @@ MODEL_STORE_DIR = Path(env_str("MODEL_STORE_DIR", str(VAR_DIR / "models")))
 RM_BASE_MODELS = [e.strip() for e in env_str("RM_BASE_MODELS", "").split(",") if e.strip()]
 # A running training job with no heartbeat for this long is marked failed (resumable).
 RM_HEARTBEAT_TIMEOUT_S = env_int("RM_HEARTBEAT_TIMEOUT_S", 900)
+# Torch intra-op threads of a process that scores in-process (stage 2, rounds). 0: the host's cores
+# divided by the Celery worker's processes (--concurrency), so two scoring processes on two cores use
+# one thread each instead of four threads fighting over two cores.
+RM_TORCH_THREADS = env_int("RM_TORCH_THREADS", 0)
+if RM_TORCH_THREADS < 0:
+    raise ImproperlyConfigured(f"RM_TORCH_THREADS must be 0 (automatic) or more, got {RM_TORCH_THREADS}")
 
 LOGGING = {
     "version": 1,

@@ -13,37 +13,55 @@ through :mod:`rewardmodel.remote`.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
+
 _lock = threading.Lock()
-_scorers: dict[tuple[str, int], Any] = {}
-_formatters: dict[tuple[str, bool], Any] = {}
+_scorers: dict[tuple[str, int, int | None], Any] = {}
+_formatters: dict[tuple[str, bool, int | None], Any] = {}
 
 
-def _scorer(model_path: str, batch_size: int) -> Any:
+def torch_threads() -> int:
+    """Torch threads for a scoring process: ``RM_TORCH_THREADS``, or when 0 the host's cores divided by the
+    Celery worker's processes (``SYNPREF_WORKER_CONCURRENCY``, exported by config.celery), at least 1."""
+    n = int(getattr(settings, "RM_TORCH_THREADS", 0))
+    if n > 0:
+        return n
+    value = os.environ.get("SYNPREF_WORKER_CONCURRENCY", "")
+    processes = int(value) if value.isdigit() and int(value) > 0 else 1
+    return max(1, (os.cpu_count() or 1) // processes)
+
+
+def _scorer(model_path: str, batch_size: int, max_length: int | None = None) -> Any:
     from rewardmodel.ml.infer import Scorer
 
-    key = (model_path, batch_size)
+    key = (model_path, batch_size, max_length)
     with _lock:
         if key not in _scorers:
             if len(_scorers) >= 2:  # gold and best: keep at most two models resident
                 _scorers.pop(next(iter(_scorers)))
-            _scorers[key] = Scorer.from_pretrained(model_path, batch_size=batch_size)
+            extra: dict[str, Any] = {} if max_length is None else {"max_length": max_length}
+            _scorers[key] = Scorer.from_pretrained(
+                model_path, batch_size=batch_size, num_threads=torch_threads(), **extra
+            )
         return _scorers[key]
 
 
-def _formatter(model_path: str, server_adds_special_tokens: bool) -> Any:
+def _formatter(model_path: str, server_adds_special_tokens: bool, max_length: int | None = None) -> Any:
     from rewardmodel.ml.infer import ServerTextFormatter
 
-    key = (model_path, server_adds_special_tokens)
+    key = (model_path, server_adds_special_tokens, max_length)
     with _lock:
         if key not in _formatters:
             if len(_formatters) >= 4:
                 _formatters.pop(next(iter(_formatters)))
+            extra: dict[str, Any] = {} if max_length is None else {"max_length": max_length}
             _formatters[key] = ServerTextFormatter.from_pretrained(
-                model_path, server_adds_special_tokens=server_adds_special_tokens
+                model_path, server_adds_special_tokens=server_adds_special_tokens, **extra
             )
         return _formatters[key]
 
@@ -53,6 +71,7 @@ def pairs_score(
     model_path: str,
     items: Sequence[tuple[Any, str, str]],
     batch_size: int = 64,
+    max_length: int | None = None,
     model_version_id: int | None = None,
 ) -> list[tuple[float, float]]:
     """``(r_a, r_b)`` for each ``(prompt, response_a, response_b)``, in input order.
@@ -62,7 +81,8 @@ def pairs_score(
     ``model_version_id``, else the version whose checkpoint is ``model_path``) has a scoring server,
     the server scores instead, with its own batch size; its errors raise
     :class:`rewardmodel.remote.RemoteScoringError` (nothing is returned for part of the items).
-    Raises ValueError for a bad item.
+    ``max_length``: tokens per (conversation, response), clamped to the model's position limit (None:
+    the scorer's default, 1,024). Raises ValueError for a bad item.
     """
     if not items:
         return []
@@ -70,19 +90,19 @@ def pairs_score(
 
     server = scoring_server_for(model_path=model_path, model_version_id=model_version_id)
     if server is not None:
-        return _pairs_score_remote(scoring_server_config(server), model_path, items)
+        return _pairs_score_remote(scoring_server_config(server), model_path, items, max_length)
     records = [{"prompt": prompt, "chosen": a, "rejected": b} for prompt, a, b in items]
-    scores = _scorer(model_path, batch_size).score_pairs(records)
+    scores = _scorer(model_path, batch_size, max_length).score_pairs(records)
     return [(float(a), float(b)) for a, b in zip(scores["r_chosen"], scores["r_rejected"], strict=True)]
 
 
 def _pairs_score_remote(
-    config: Any, model_path: str, items: Sequence[tuple[Any, str, str]]
+    config: Any, model_path: str, items: Sequence[tuple[Any, str, str]], max_length: int | None = None
 ) -> list[tuple[float, float]]:
     from rewardmodel.remote import RemoteScorer
 
     prompts = [prompt for prompt, _, _ in items]
-    texts = _formatter(model_path, config.server_adds_special_tokens).texts(
+    texts = _formatter(model_path, config.server_adds_special_tokens, max_length).texts(
         prompts + prompts, [a for _, a, _ in items] + [b for _, _, b in items]
     )
     rewards = RemoteScorer(config).score(texts)

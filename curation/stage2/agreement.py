@@ -43,8 +43,9 @@ def stage2_agreement(run: Any) -> dict[str, Any] | None:
         known = [p for p in pairs if verdicts[p.pk].verified and verdicts[p.pk].side in ("A", "B")]
         if not known:
             continue
-        gold = scores_ensure(model=run.gold_model, pairs=known, batch_size=batch)
-        best = scores_ensure(model=run.best_model, pairs=known, batch_size=batch)
+        max_length = run.config.get("max_length")
+        gold = scores_ensure(model=run.gold_model, pairs=known, batch_size=batch, max_length=max_length)
+        best = scores_ensure(model=run.best_model, pairs=known, batch_size=batch, max_length=max_length)
         for pair in known:
             p_gold = _p_label(gold[pair.pk], pair.source_label)
             p_best = _p_label(best[pair.pk], pair.source_label)

@@ -59,10 +59,12 @@ DEFAULTS: dict[str, Any] = {
     "shard_size": 10_000,
     "chunk_size": 1_000,
     "score_batch_size": 64,
+    "max_length": 1024,
     "ngram": 13,
     "include_gold": True,
     "gold_val_fraction": 0.5,
 }
+MIN_MAX_LENGTH = 16  # tokens per (conversation, response); the model's position limit caps it from above
 LIVE_SHARDS = (Stage2Shard.Status.QUEUED, Stage2Shard.Status.RUNNING, Stage2Shard.Status.PAUSED)
 EXAMPLES_PER_OUTCOME = 5
 
@@ -83,10 +85,12 @@ def stage2_config(overrides: dict[str, Any] | None) -> dict[str, Any]:
         if key not in DEFAULTS:
             raise ValidationError({key: f"unknown stage-2 setting; known: {', '.join(DEFAULTS)}"})
         config[key] = value
-    for key in ("shard_size", "chunk_size", "score_batch_size", "ngram"):
+    for key in ("shard_size", "chunk_size", "score_batch_size", "ngram", "max_length"):
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValidationError({key: "must be a positive integer"})
+    if config["max_length"] < MIN_MAX_LENGTH:
+        raise ValidationError({"max_length": f"must be at least {MIN_MAX_LENGTH} tokens"})
     if not isinstance(config["include_gold"], bool):
         raise ValidationError({"include_gold": "must be true or false"})
     fraction = config["gold_val_fraction"]
@@ -428,8 +432,11 @@ def chunk_results(
     if not live:
         return results
     batch = int(run.config.get("score_batch_size", 64))
-    gold = scores_ensure(model=run.gold_model, pairs=live, batch_size=batch)
-    best = scores_ensure(model=run.best_model, pairs=live, batch_size=batch)
+    max_length = run.config.get("max_length")  # runs started before it was a setting: the scorer's default
+    # Gold then best over the same pair objects: the second call reuses the first's token ids when the
+    # two models share a tokenizer (rewardmodel.ml.infer's encoding memo), so a chunk is tokenised once.
+    gold = scores_ensure(model=run.gold_model, pairs=live, batch_size=batch, max_length=max_length)
+    best = scores_ensure(model=run.best_model, pairs=live, batch_size=batch, max_length=max_length)
     p_gold = {p.pk: _p_label(gold[p.pk], p.source_label) for p in live}
     p_best = {p.pk: _p_label(best[p.pk], p.source_label) for p in live}
     asked = {p.pk: p.source_label for p in live if rules.needs_judges(p_best[p.pk], fcfg)}
@@ -456,9 +463,12 @@ def _p_label(scores: tuple[float, float], label: str) -> float:
     return float(preference_probability(chosen, rejected))
 
 
-def scores_ensure(*, model: ModelVersion, pairs: list[Pair], batch_size: int = 64) -> dict[int, tuple[float, float]]:
+def scores_ensure(
+    *, model: ModelVersion, pairs: list[Pair], batch_size: int = 64, max_length: int | None = None
+) -> dict[int, tuple[float, float]]:
     """``(r_a, r_b)`` of each pair under ``model``: stored scores are reused, only missing ones are scored
-    (through ``rewardmodel.scoring``) and stored with the one upsert keyed on (pair, model version)."""
+    (through ``rewardmodel.scoring``, ``max_length`` tokens per sequence, None = the scorer's default) and
+    stored with the one upsert keyed on (pair, model version)."""
     from curation.scores import pair_scores_store
 
     ids = [p.pk for p in pairs]
@@ -476,6 +486,7 @@ def scores_ensure(*, model: ModelVersion, pairs: list[Pair], batch_size: int = 6
             model_path=model.path,
             items=[(p.conversation, p.response_a, p.response_b) for p in missing],
             batch_size=batch_size,
+            max_length=max_length,
         )
         rows = [(p.pk, r_a, r_b) for p, (r_a, r_b) in zip(missing, scored, strict=True)]
         pair_scores_store(model_version_id=model.pk, scores=rows)

@@ -77,6 +77,61 @@ def length_sorted_batches(
     return batches
 
 
+def set_torch_threads(n: int) -> int:
+    """Set torch's intra-op threads of this process to ``n`` (0 leaves torch's default); returns the count in use.
+
+    Two scoring worker processes on a 2-core host with torch's default (one thread per core each) run four
+    threads on two cores; the busy-waiting of the surplus threads costs more than the threads gain. A worker
+    process should use ``cores // processes`` threads (see ``RM_TORCH_THREADS``).
+    """
+    if n > 0 and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return int(torch.get_num_threads())
+
+
+class _EncodingMemo:
+    """The token ids of the last batch encoded, reused when the same texts come again for the same tokenisation.
+
+    Stage 2 scores each chunk with two models (gold and current best) that usually share a tokenizer: the second
+    :meth:`Scorer.score_pairs` call then skips tokenising. A hit needs the same encoding key (tokenizer contents,
+    chat template, special tokens, ``max_length``) and the same prompts and responses (the same objects, or equal
+    ones). Holds one batch; thread-safe by replacing one tuple.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[Any, list[Any], list[str], list[np.ndarray]] | None = None
+
+    def encode(self, key: Any, encoder: SequenceEncoder, prompts: list[Any], responses: list[str]) -> list[np.ndarray]:
+        last = self._last
+        if (
+            last is not None
+            and last[0] == key
+            and len(last[1]) == len(prompts)
+            and all(a is b or a == b for a, b in zip(last[2], responses, strict=True))
+            and all(a is b or a == b for a, b in zip(last[1], prompts, strict=True))
+        ):
+            return last[3]
+        seqs = encoder.encode(prompts, responses)
+        self._last = (key, prompts, responses, seqs)
+        return seqs
+
+
+ENCODINGS = _EncodingMemo()
+
+
+def encoding_key(tokenizer: Any, encoder: SequenceEncoder) -> str:
+    """A digest of everything that decides the token ids of a (conversation, response): two scorers with equal keys
+    tokenise identically (the fast tokenizer's full JSON, or the slow one's vocabulary, plus template, special
+    tokens and ``max_length``)."""
+    import hashlib
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    body = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    parts = [type(tokenizer).__name__, body, str(getattr(tokenizer, "chat_template", None))]
+    parts += [str(encoder.use_chat_template), str(encoder.prefix), str(encoder.suffix), str(encoder.max_length)]
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()
+
+
 class Scorer:
     """A loaded reward model (or another backend, see :class:`rewardmodel.ml.export.OnnxScorer`) for repeated use.
 
@@ -113,6 +168,7 @@ class Scorer:
         self.bf16 = bf16
         self.pad_to_multiple_of = pad_to_multiple_of
         self.encoder = SequenceEncoder(tokenizer, self.max_length)
+        self._encoding_key: str | None = None
 
     @classmethod
     def from_pretrained(
@@ -122,15 +178,18 @@ class Scorer:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         attn_implementation: str | None = None,
+        num_threads: int = 0,
         **kwargs: Any,
     ) -> Scorer:
         """Load a checkpoint directory (None = packaged MiniLM) on ``device`` (default CUDA when present).
 
         On CUDA with ``dtype=None`` the weights stay float32 and bf16 autocast is used; pass ``dtype="bfloat16"`` to
-        halve memory for large models. Other keyword arguments go to :meth:`__init__`.
+        halve memory for large models. ``num_threads`` > 0 sets this process's torch threads first
+        (:func:`set_torch_threads`). Other keyword arguments go to :meth:`__init__`.
         """
         from rewardmodel.ml.modeling import load_reward_model
 
+        set_torch_threads(num_threads)
         model, tokenizer = load_reward_model(path, dtype=dtype, device=device, attn_implementation=attn_implementation)
         model.eval()
         return cls(model, tokenizer, **kwargs)
@@ -155,6 +214,13 @@ class Scorer:
             ids = torch.from_numpy(input_ids).to(device, non_blocking=True)
             mask = torch.from_numpy(attention_mask).to(device, non_blocking=True)
             return compute_rewards(self.model, ids, mask).cpu().numpy().astype(np.float32)
+
+    @property
+    def encoding_key(self) -> str:
+        """:func:`encoding_key` of this scorer's tokenisation (computed once)."""
+        if self._encoding_key is None:
+            self._encoding_key = encoding_key(self.tokenizer, self.encoder)
+        return self._encoding_key
 
     # -- public API ------------------------------------------------------------------------------
     def score_token_ids(self, sequences: Sequence[np.ndarray | Sequence[int]]) -> np.ndarray:
@@ -184,7 +250,12 @@ class Scorer:
             empty = np.zeros(0, dtype=np.float32)
             return {"r_chosen": empty, "r_rejected": empty, "p": np.zeros(0)}
         prompts = [r["prompt"] for r in records]
-        seqs = self.encoder.encode(prompts + prompts, [r["chosen"] for r in records] + [r["rejected"] for r in records])
+        seqs = ENCODINGS.encode(
+            self.encoding_key,
+            self.encoder,
+            prompts + prompts,
+            [r["chosen"] for r in records] + [r["rejected"] for r in records],
+        )
         rewards = self.score_token_ids(seqs)
         rc, rr = rewards[:n], rewards[n:]
         return {"r_chosen": rc, "r_rejected": rr, "p": sigmoid(rc.astype(np.float64) - rr)}

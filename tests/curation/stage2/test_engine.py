@@ -141,15 +141,20 @@ def test_bad_benchmark_file_is_refused_and_nothing_is_kept(tmp_path: Path, setti
 def test_only_missing_scores_are_computed_and_stored(project: Any, pool: dict[str, Any]) -> None:
     new = PairFactory(project=project)
     calls: list[int] = []
+    lengths: list[int | None] = []
 
-    def fake_score(*, model_path: str, items: list[Any], batch_size: int) -> list[tuple[float, float]]:
+    def fake_score(
+        *, model_path: str, items: list[Any], batch_size: int, max_length: int | None = None
+    ) -> list[tuple[float, float]]:
         calls.append(len(items))
+        lengths.append(max_length)
         return [(1.0, 0.0)] * len(items)
 
     with mock.patch("rewardmodel.scoring.pairs_score", side_effect=fake_score):
-        run = engine.stage2_run_create(project=project, enqueue=False)
+        run = engine.stage2_run_create(project=project, enqueue=False, config={"max_length": 96})
         run_all(run)
         assert calls == [1, 1]  # one new pair, once per model
+        assert lengths == [96, 96]  # the run's max length reaches the scorer
         again = engine.stage2_run_create(project=project, enqueue=False)
         run_all(again)
         assert calls == [1, 1]  # the second run reuses every stored score
@@ -288,6 +293,10 @@ def test_missing_models_and_bad_settings_are_named(project: Any, pool: dict[str,
     with pytest.raises(ValidationError) as err:
         engine.stage2_run_create(project=project, config={"shard_size": 0}, enqueue=False)
     assert "shard_size" in err.value.message_dict
+    for bad in (8, "128", True):
+        with pytest.raises(ValidationError) as err:
+            engine.stage2_run_create(project=project, config={"max_length": bad}, enqueue=False)
+        assert "max_length" in err.value.message_dict
     pool["gold"].is_gold = False
     pool["gold"].save()
     with pytest.raises(ValidationError) as err:

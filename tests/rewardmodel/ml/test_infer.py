@@ -72,3 +72,44 @@ def test_score_file_streams_in_chunks_and_resumes(bert_scorer: Scorer, records: 
 def test_empty_input_scores_nothing(bert_scorer: Scorer) -> None:
     out = bert_scorer.score_pairs([])
     assert out["r_chosen"].shape == (0,)
+
+
+def test_a_second_scorer_with_the_same_tokenisation_reuses_the_token_ids(
+    tiny_bert: Path, bert_scorer: Scorer, records: list[dict]
+) -> None:
+    """Stage 2 scores a chunk with gold then best: the second model must not tokenise the same texts again."""
+    from unittest import mock
+
+    from rewardmodel.ml import infer
+
+    other = Scorer.from_pretrained(tiny_bert, max_length=64, batch_size=8, device="cpu")
+    assert other.encoding_key == bert_scorer.encoding_key and other.encoder is not bert_scorer.encoder
+    recs = records[:12]
+    infer.ENCODINGS = infer._EncodingMemo()
+    first = bert_scorer.score_pairs(recs)
+    with mock.patch.object(other.encoder, "encode", side_effect=AssertionError("tokenised twice")):
+        again = other.score_pairs([dict(r) for r in recs])  # equal texts, other dict objects
+    np.testing.assert_allclose(again["r_chosen"], first["r_chosen"], atol=1e-6)
+
+    shorter = Scorer.from_pretrained(tiny_bert, max_length=16, batch_size=8, device="cpu")
+    assert shorter.encoding_key != bert_scorer.encoding_key  # other truncation: other ids
+    with mock.patch.object(shorter.encoder, "encode", wraps=shorter.encoder.encode) as encode:
+        shorter.score_pairs(recs)
+    assert encode.call_count == 1
+    changed = [{**recs[0], "chosen": recs[0]["chosen"] + " more"}, *recs[1:]]
+    with mock.patch.object(bert_scorer.encoder, "encode", wraps=bert_scorer.encoder.encode) as encode:
+        bert_scorer.score_pairs(changed)
+    assert encode.call_count == 1  # one response differs: tokenised afresh
+
+
+def test_set_torch_threads_sets_and_reports_the_count() -> None:
+    import torch
+
+    from rewardmodel.ml.infer import set_torch_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert set_torch_threads(1) == 1 == torch.get_num_threads()
+        assert set_torch_threads(0) == 1  # 0 leaves the count alone
+    finally:
+        torch.set_num_threads(before)
