@@ -297,17 +297,22 @@ class _Stopped(Exception):
     """The database thread stopped reading chunks (it failed); the parser ends."""
 
 
+# The chunk's hashes the project already has (the import's own earlier chunks included).
+_LOOKUP_SQL = (
+    "SELECT h FROM unnest(%s::text[]) AS h"
+    f" WHERE EXISTS (SELECT 1 FROM {Pair._meta.db_table} WHERE project_id = %s AND content_hash = h)"
+)
+
+
 def _copy_chunk(cursor: Any, project: Project, chunk: Chunk, copy_sql: str) -> int:
     """Insert the pairs of ``chunk`` the project lacks (earlier chunks included); returns how many.
 
-    One indexed look-up for the chunk's hashes, then a binary COPY of the new rows. Repeats within
+    One probe of the unique index per hash (nested loops: see :func:`_bulk_load_settings`), then a
+    binary COPY of the new rows. Repeats within
     the chunk are dropped here, and later ones find the earlier rows already in the table, so the
     first occurrence in the file is the one stored.
     """
-    cursor.execute(
-        f"SELECT content_hash FROM {Pair._meta.db_table} WHERE project_id = %s AND content_hash = ANY(%s)",
-        [project.pk, [digest for digest, _row in chunk]],
-    )
+    cursor.execute(_LOOKUP_SQL, [[digest for digest, _row in chunk], project.pk])
     seen = {digest for (digest,) in cursor.fetchall()}
     rows = [_COPY_HEADER]
     for digest, row in chunk:
@@ -349,38 +354,50 @@ def _import_postgresql(project: Project, batch: ImportBatch, path: Path) -> tupl
 
 @contextmanager
 def _bulk_load_settings(cursor: Any, table: str) -> Iterator[None]:
-    """Within this transaction: lz4 for the values PostgreSQL compresses, foreign keys checked per chunk.
+    """Settings for this transaction while the import runs; the caller's come back at the end.
 
-    - Responses and conversations over about 2 kB are compressed on insert; lz4 costs a fraction
-      of the default pglz (reads are transparent, and the column default is unchanged). Used only
-      where the server was built with it.
+    - lz4 for the values PostgreSQL compresses on insert (responses and conversations over about
+      2 kB): a fraction of the default pglz's cost; reads are transparent and the column default
+      is unchanged. Only where the server was built with it.
+    - Nested loops for the per-chunk look-up (:func:`_copy_chunk`): one probe of the unique
+      (project, content hash) index per hash. Without this the planner, whose statistics have not
+      seen the rows this import is adding, reads every pair of the project for each chunk (a
+      hash join or bitmap scan over the project index: seconds per chunk at 1M pairs).
     - Django's foreign keys are deferred to the commit, where 2 checks per pair would run after
       the import while nothing else does; made immediate here, each COPY checks its own rows
-      while the parser works on the next chunk. Their deferred state comes back at the end.
+      while the parser works on the next chunk.
     """
-    cursor.execute(
-        "SELECT current_setting('default_toast_compression'),"
-        " 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
-    )
-    compression, has_lz4 = cursor.fetchone()
+    wanted = {"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
+    cursor.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+    if cursor.fetchone()[0]:
+        wanted["default_toast_compression"] = "lz4"
+    names = list(wanted)
+    cursor.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)
+    previous = dict(zip(names, cursor.fetchone(), strict=True))
     cursor.execute(
         "SELECT quote_ident(conname) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'"
         " AND condeferrable AND condeferred AND confrelid IN (%s::regclass, %s::regclass)",
         [table, Project._meta.db_table, ImportBatch._meta.db_table],
     )
     deferred = ", ".join(name for (name,) in cursor.fetchall())
-    if has_lz4:
-        cursor.execute("SELECT set_config('default_toast_compression', 'lz4', true)")
+    _set_local(cursor, wanted)
     if deferred:
         cursor.execute(f"SET CONSTRAINTS {deferred} IMMEDIATE")
     try:
         yield
     finally:
         if cursor.cursor.connection.info.transaction_status == pq.TransactionStatus.INTRANS:  # not after an error
-            if has_lz4:
-                cursor.execute("SELECT set_config('default_toast_compression', %s, true)", [compression])
+            _set_local(cursor, previous)
             if deferred:
                 cursor.execute(f"SET CONSTRAINTS {deferred} DEFERRED")
+
+
+def _set_local(cursor: Any, values: dict[str, str]) -> None:
+    """``SET LOCAL`` each setting (``set_config(..., true)``: until the transaction ends)."""
+    cursor.execute(
+        "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(values)),
+        [item for pair in values.items() for item in pair],
+    )
 
 
 # --- elsewhere (SQLite): batched INSERT OR IGNORE ------------------------------------------------

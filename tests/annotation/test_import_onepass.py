@@ -209,20 +209,41 @@ def test_a_parser_failure_reaches_the_caller_and_writes_nothing(project: Any, tm
 
 
 def test_postgresql_settings_come_back_after_the_import(project: Any, demo_slice: Path) -> None:
-    """lz4 and immediate foreign keys hold inside the import only; the caller's transaction gets its own back."""
+    """lz4, nested loops and immediate foreign keys hold inside the import only."""
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only (run with DATABASE_URL)")
+    show = "SELECT " + ", ".join(
+        f"current_setting('{name}')"
+        for name in ("default_toast_compression", "enable_hashjoin", "enable_mergejoin", "enable_bitmapscan")
+    )
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SHOW default_toast_compression")
+        cursor.execute(show)
         before = cursor.fetchone()
         import_file(project=project, path=demo_slice)
-        cursor.execute("SHOW default_toast_compression")
+        cursor.execute(show)
         assert cursor.fetchone() == before
         # The foreign keys are deferred again: a dangling batch id is let through until the commit.
         pair = Pair.objects.filter(project=project).first()
         assert pair is not None
         cursor.execute("UPDATE annotation_pair SET batch_id = -1 WHERE id = %s", [pair.pk])
         cursor.execute("UPDATE annotation_pair SET batch_id = NULL WHERE id = %s", [pair.pk])
+
+
+def test_the_chunk_look_up_probes_the_unique_index(project: Any) -> None:
+    """Whatever the statistics say, each hash is one probe of (project, content_hash), never a scan of the
+    project's pairs (which made a 1M-pair import quadratic before the planner settings)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (run with DATABASE_URL)")
+    hashes = [f"{i:064x}" for i in range(5000)]
+    with (
+        transaction.atomic(),
+        connection.cursor() as cursor,
+        importing._bulk_load_settings(cursor, Pair._meta.db_table),
+    ):
+        cursor.execute("EXPLAIN " + importing._LOOKUP_SQL, [hashes, project.pk])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Nested Loop" in plan and "pair_unique_content_per_project" in plan, plan
+    assert "Hash" not in plan and "Bitmap" not in plan, plan
 
 
 @pytest.mark.django_db(transaction=True)
