@@ -30,6 +30,7 @@ PURE = [
     "curation/majority.py",
     "curation/stage2/decontam.py",
     "curation/stage2/rules.py",
+    "curation/stage2/estimate.py",
     "annotation/tools/sandbox.py",
     "annotation/tools/cgroups.py",
     "annotation/tools/seccomp.py",

@@ -18,6 +18,7 @@ from annotation.roles import is_admin
 from config import jobs
 from curation.access import HtmxHttpRequest, lead_view
 from curation.stage2 import engine
+from curation.stage2.estimate import LEDGER_PAIRS_PER_S, PAPER_POOL, stage2_estimates
 from curation.stage2.models import Stage2Result, Stage2Run
 from rewardmodel.selectors import model_version_get_current_best, model_version_get_gold
 
@@ -45,6 +46,14 @@ class Stage2Form(forms.Form):
         min_value=0.0, max_value=0.49, initial=0.0, help_text="Strict policy: both p below 0.5 − margin to flip."
     )
     shard_size = forms.IntegerField(min_value=100, max_value=1_000_000, initial=10_000)
+    max_length = forms.IntegerField(
+        required=False,  # empty: the default
+        min_value=engine.MIN_MAX_LENGTH,
+        max_value=131_072,
+        initial=engine.DEFAULTS["max_length"],
+        help_text="Tokens per conversation + response (the response is kept, the conversation cut from the front); "
+        "capped by the model's own limit. Scoring time grows with it.",
+    )
     benchmark = forms.FileField(
         required=False, help_text="RewardBench-format JSONL: pool prompts sharing a 13-gram with it are dropped."
     )
@@ -89,7 +98,11 @@ def stage2_list(request: HtmxHttpRequest, project: Project) -> HttpResponse:
                     project=project,
                     created_by=request.user,
                     benchmark=benchmark,
-                    config={k: d[k] for k in ("policy", "band", "flip_margin", "shard_size")},
+                    config={
+                        k: d[k]
+                        for k in ("policy", "band", "flip_margin", "shard_size", "max_length")
+                        if d[k] is not None
+                    },
                 )
             except ValidationError as exc:
                 if hasattr(exc, "error_dict"):
@@ -132,6 +145,10 @@ def stage2_detail(request: HtmxHttpRequest, project: Project, run_id: int) -> Ht
         "progress": engine.stage2_progress(run),
         "examples": _examples(run),
         "can_steer": is_admin(request.user),
+        # (this run, the paper's 40M) per hardware line, for the run page's help on wall time
+        "estimates": list(zip(stage2_estimates(run.n_pairs), stage2_estimates(PAPER_POOL), strict=True)),
+        "paper_pool": PAPER_POOL,
+        "ledger_pairs_per_s": LEDGER_PAIRS_PER_S,
     }
     if request.htmx:
         response = render(request, "curation/partials/stage2_status.html", context)

@@ -131,3 +131,31 @@ def test_command_names_bad_input(project: Any, pool: dict[str, Any]) -> None:
     with pytest.raises(CommandError, match="band"):
         call_command("stage2", "--project", project.name, "--band", "0.7")
     assert not Stage2Run.objects.exists()
+
+
+def test_the_run_page_estimates_wall_time_for_the_run_and_for_40m_pairs(
+    project: Any, pool: dict[str, Any], users: dict[str, Any]
+) -> None:
+    from curation.stage2.estimate import CPU_PAIRS_PER_S_PER_CORE, PAPER_POOL, wall_time_s
+
+    run = finished_run(project)
+    page = client_for(users["lena"]).get(url(project, run)).content.decode()
+    block = page.split('id="stage2-estimate"', 1)[1].split("</details>", 1)[0]
+    assert "docs/benchmarks.md" in block and "What 40M pairs would take" in block
+    assert f"This run ({run.n_pairs} pairs)" in block and "40,000,000 pairs" in block
+    one_core_40m = wall_time_s(PAPER_POOL, CPU_PAIRS_PER_S_PER_CORE, 1) / 86400
+    assert f"{one_core_40m:,.0f} days" in block  # one CPU core on the paper's pool
+    assert "83 min" in block  # 8 GPUs at the assumed 1,000 pairs/s each
+
+
+def test_admin_sets_the_runs_max_length_and_a_bad_one_is_named(
+    project: Any, pool: dict[str, Any], users: dict[str, Any]
+) -> None:
+    admin = client_for(users["adam"])
+    form = {"policy": "paper", "band": "0", "flip_margin": "0", "shard_size": "100"}
+    response = admin.post(url(project), {**form, "max_length": "8"})
+    assert response.status_code == 200 and not Stage2Run.objects.exists()
+    assert "max_length" in response.context["form"].errors
+    with mock.patch("config.jobs.dispatch"):
+        assert admin.post(url(project), {**form, "max_length": "256"}).status_code == 302
+    assert Stage2Run.objects.get().config["max_length"] == 256

@@ -1,0 +1,80 @@
+"""Wall-time estimates of a stage-2 run from measured throughput (pure: no Django, no torch).
+
+The filter is bound by scoring (two models, two sequences per pair: four forward passes), and shards
+are independent, so throughput adds up across workers: ``wall = pairs / (pairs_per_s * workers)``.
+The figures are the ones in docs/benchmarks.md ("Filter throughput with real scoring on the CPU
+backbone" and "What 40M pairs would take"); the GPU figure is an assumption until a GPU run measures it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PAPER_POOL = 40_000_000  # SynPref-40M
+
+# bench/stage2_bench.py --score --n 1000 --max-length 64 --batch-size 32 with two one-thread workers:
+# 7.55 pairs per CPU-second, both models (MiniLM-L6). The box was shared (load average 6 to 12), so
+# wall-clock pairs/s were lower; scoring is CPU-bound, so a core of its own gives about this rate.
+CPU_PAIRS_PER_S_PER_CORE = 7.5
+CPU_MAX_LENGTH = 64
+# Not measured here (no GPU lent): S = 2,000 pairs/s per model (an 0.6B model, short conversations, bf16),
+# so 1,000 pairs/s per GPU for both models.
+GPU_PAIRS_PER_S_ASSUMED = 1_000.0
+# The ledger alone (sharding, claiming, upserts, finalising) with two workers on the shared 2-core box.
+LEDGER_PAIRS_PER_S = 1_495.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One hardware line: ``workers`` units at ``pairs_per_s`` each filter ``pairs`` in ``seconds``."""
+
+    hardware: str
+    workers: int
+    pairs_per_s: float
+    pairs: int
+    seconds: float
+    measured: bool
+
+    @property
+    def duration(self) -> str:
+        """``seconds`` in words: ``"42 s"``, ``"17 min"``, ``"3.2 hours"``, ``"12 days"``."""
+        return human_duration(self.seconds)
+
+
+def wall_time_s(pairs: int, pairs_per_s: float, workers: int = 1) -> float:
+    """Seconds to filter ``pairs`` with ``workers`` units of ``pairs_per_s`` each (both models per pair).
+
+    Raises ValueError for a negative pool, a non-positive rate or fewer than one worker.
+    """
+    if pairs < 0:
+        raise ValueError(f"pairs must be 0 or more, got {pairs}")
+    if not pairs_per_s > 0:
+        raise ValueError(f"pairs_per_s must be positive, got {pairs_per_s}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    return pairs / (pairs_per_s * workers)
+
+
+def human_duration(seconds: float) -> str:
+    """A duration in the largest unit that keeps it readable (s, min, hours, days)."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:,.0f} days"
+
+
+def stage2_estimates(pairs: int) -> list[Estimate]:
+    """Estimated wall time of filtering ``pairs`` on CPU workers (measured rate) and on GPUs (assumed rate)."""
+    rows = [
+        (f"CPU worker, 1 core (MiniLM, max length {CPU_MAX_LENGTH})", 1, CPU_PAIRS_PER_S_PER_CORE, True),
+        (f"CPU workers, 64 cores (MiniLM, max length {CPU_MAX_LENGTH})", 64, CPU_PAIRS_PER_S_PER_CORE, True),
+        ("GPU (0.6B model, bf16; assumed)", 1, GPU_PAIRS_PER_S_ASSUMED, False),
+        ("GPUs, 8 (0.6B model, bf16; assumed)", 8, GPU_PAIRS_PER_S_ASSUMED, False),
+    ]
+    return [
+        Estimate(hardware, workers, rate, pairs, wall_time_s(pairs, rate, workers), measured)
+        for hardware, workers, rate, measured in rows
+    ]
