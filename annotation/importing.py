@@ -297,18 +297,20 @@ class _Stopped(Exception):
     """The database thread stopped reading chunks (it failed); the parser ends."""
 
 
-# The chunk's hashes the project already has (the import's own earlier chunks included).
+# The chunk's hashes the project already has (the import's own earlier chunks included). A LATERAL
+# subquery per hash, so each is one probe of the unique (project, content hash) index whatever the
+# statistics say: as a join, the planner (whose statistics have not seen the rows this import adds)
+# chose to read every pair of the project for each chunk, which made a 1M-pair import quadratic.
 _LOOKUP_SQL = (
-    "SELECT h FROM unnest(%s::text[]) AS h"
-    f" WHERE EXISTS (SELECT 1 FROM {Pair._meta.db_table} WHERE project_id = %s AND content_hash = h)"
+    "SELECT h FROM unnest(%s::text[]) AS h, LATERAL"
+    f" (SELECT 1 FROM {Pair._meta.db_table} WHERE project_id = %s AND content_hash = h LIMIT 1) AS found"
 )
 
 
 def _copy_chunk(cursor: Any, project: Project, chunk: Chunk, copy_sql: str) -> int:
     """Insert the pairs of ``chunk`` the project lacks (earlier chunks included); returns how many.
 
-    One probe of the unique index per hash (nested loops: see :func:`_bulk_load_settings`), then a
-    binary COPY of the new rows. Repeats within
+    One probe of the unique index per hash (:data:`_LOOKUP_SQL`), then a binary COPY of the new rows. Repeats within
     the chunk are dropped here, and later ones find the earlier rows already in the table, so the
     first occurrence in the file is the one stored.
     """
@@ -359,21 +361,19 @@ def _bulk_load_settings(cursor: Any, table: str) -> Iterator[None]:
     - lz4 for the values PostgreSQL compresses on insert (responses and conversations over about
       2 kB): a fraction of the default pglz's cost; reads are transparent and the column default
       is unchanged. Only where the server was built with it.
-    - Nested loops for the per-chunk look-up (:func:`_copy_chunk`): one probe of the unique
-      (project, content hash) index per hash. Without this the planner, whose statistics have not
-      seen the rows this import is adding, reads every pair of the project for each chunk (a
-      hash join or bitmap scan over the project index: seconds per chunk at 1M pairs).
     - Django's foreign keys are deferred to the commit, where 2 checks per pair would run after
       the import while nothing else does; made immediate here, each COPY checks its own rows
       while the parser works on the next chunk.
     """
-    wanted = {"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
+    wanted: dict[str, str] = {}
     cursor.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
     if cursor.fetchone()[0]:
         wanted["default_toast_compression"] = "lz4"
-    names = list(wanted)
-    cursor.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)
-    previous = dict(zip(names, cursor.fetchone(), strict=True))
+    previous: dict[str, str] = {}
+    if wanted:
+        names = list(wanted)
+        cursor.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)
+        previous = dict(zip(names, cursor.fetchone(), strict=True))
     cursor.execute(
         "SELECT quote_ident(conname) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'"
         " AND condeferrable AND condeferred AND confrelid IN (%s::regclass, %s::regclass)",
@@ -394,6 +394,8 @@ def _bulk_load_settings(cursor: Any, table: str) -> Iterator[None]:
 
 def _set_local(cursor: Any, values: dict[str, str]) -> None:
     """``SET LOCAL`` each setting (``set_config(..., true)``: until the transaction ends)."""
+    if not values:
+        return
     cursor.execute(
         "SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(values)),
         [item for pair in values.items() for item in pair],
