@@ -342,6 +342,10 @@ class RetestResult(models.Model):
         return f"Retest of pair {self.pair_id} by {self.annotator_id}: {'agrees' if self.agrees else 'differs'}"
 
 
+# The scorer's default tokens per sequence (rewardmodel.ml.infer.DEFAULT_MAX_LENGTH; a test keeps them equal).
+SCORE_MAX_LENGTH = 1024
+
+
 class PairScore(models.Model):
     """A reward model's scores for a pair (filled by a curation round's scoring step).
 
@@ -354,6 +358,9 @@ class PairScore(models.Model):
     r_a = models.FloatField()
     r_b = models.FloatField()
     p = models.FloatField(null=True, blank=True)
+    # Tokens per (conversation, response) the scores were computed with, as requested (the scorer clamps it to
+    # the model's position limit). A stage-2 run with another limit rescores and replaces the row.
+    max_length = models.PositiveIntegerField(default=SCORE_MAX_LENGTH)
     scored_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -294,10 +294,13 @@ def _step_score(round_: CurationRound) -> str:
         for pair, r_w, r_l, p in zip(pairs, scores["r_chosen"], scores["r_rejected"], scores["p"], strict=True):
             # PairScore keeps r for canonical A and B; p is the probability of the verified label.
             r_a, r_b = (float(r_w), float(r_l)) if verified[pair.pk] == "A" else (float(r_l), float(r_w))
-            rows.append(PairScore(pair=pair, model_version=model, r_a=r_a, r_b=r_b, p=float(p)))
+            rows.append(PairScore(pair=pair, model_version=model, r_a=r_a, r_b=r_b, p=float(p)))  # default length
             mispredicted += int(p <= 0.5)
         PairScore.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["pair", "model_version"], update_fields=["r_a", "r_b", "p"]
+            rows,
+            update_conflicts=True,
+            unique_fields=["pair", "model_version"],
+            update_fields=["r_a", "r_b", "p", "max_length", "scored_at"],
         )
         _step(round_.pk, "score", progress=min(1.0, (start + len(pairs)) / max(1, len(pair_ids))))
     _metrics(round_.pk, n_verified=len(pair_ids), n_mispredicted=mispredicted)

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 
 from annotation.models import Pair, Project
-from curation.models import PairScore, VerifiedPair
+from curation.models import SCORE_MAX_LENGTH, PairScore, VerifiedPair
 
 STORE_CHUNK = 1000
 
@@ -22,12 +22,15 @@ STORE_CHUNK = 1000
 # --- writes --------------------------------------------------------------------------------------
 
 
-def pair_scores_store(*, model_version_id: int, scores: Iterable[tuple[int, float, float]]) -> int:
+def pair_scores_store(
+    *, model_version_id: int, scores: Iterable[tuple[int, float, float]], max_length: int | None = None
+) -> int:
     """Store ``(pair_id, r_a, r_b)`` scores of one model version (replacing earlier ones).
 
-    ``p`` is computed against each pair's verified label (null for unverified pairs).
-    Returns the number of rows written.
+    ``p`` is computed against each pair's verified label (null for unverified pairs). ``max_length``: the tokens
+    per sequence they were scored with (None: the scorer's default). Returns the number of rows written.
     """
+    length = SCORE_MAX_LENGTH if max_length is None else int(max_length)
     from curation.sampling import preference_probability
 
     written = 0
@@ -42,9 +45,14 @@ def pair_scores_store(*, model_version_id: int, scores: Iterable[tuple[int, floa
             if side is not None:
                 chosen, rejected = (r_a, r_b) if side == "A" else (r_b, r_a)
                 p = float(preference_probability(chosen, rejected))
-            objects.append(PairScore(pair_id=pair_id, model_version_id=model_version_id, r_a=r_a, r_b=r_b, p=p))
+            objects.append(
+                PairScore(pair_id=pair_id, model_version_id=model_version_id, r_a=r_a, r_b=r_b, p=p, max_length=length)
+            )
         PairScore.objects.bulk_create(
-            objects, update_conflicts=True, unique_fields=["pair", "model_version"], update_fields=["r_a", "r_b", "p"]
+            objects,
+            update_conflicts=True,
+            unique_fields=["pair", "model_version"],
+            update_fields=["r_a", "r_b", "p", "max_length", "scored_at"],
         )
         return len(objects)
 

@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from annotation.models import Pair, Project
 from config import jobs
-from curation.models import PairScore
+from curation.models import SCORE_MAX_LENGTH, PairScore
 from curation.sampling import preference_probability
 from curation.stage2 import rules
 from curation.stage2.decontam import BenchmarkFormatError, BenchmarkIndex, parse_benchmark
@@ -468,15 +468,17 @@ def scores_ensure(
 ) -> dict[int, tuple[float, float]]:
     """``(r_a, r_b)`` of each pair under ``model``: stored scores are reused, only missing ones are scored
     (through ``rewardmodel.scoring``, ``max_length`` tokens per sequence, None = the scorer's default) and
-    stored with the one upsert keyed on (pair, model version)."""
+    stored with the one upsert keyed on (pair, model version). A stored score computed with another
+    ``max_length`` is not reused: the pair is scored again and its row replaced."""
     from curation.scores import pair_scores_store
 
     ids = [p.pk for p in pairs]
+    length = SCORE_MAX_LENGTH if max_length is None else int(max_length)
     found = {
         pid: (r_a, r_b)
-        for pid, r_a, r_b in PairScore.objects.filter(model_version=model, pair_id__in=ids).values_list(
-            "pair_id", "r_a", "r_b"
-        )
+        for pid, r_a, r_b in PairScore.objects.filter(
+            model_version=model, pair_id__in=ids, max_length=length
+        ).values_list("pair_id", "r_a", "r_b")
     }
     missing = [p for p in pairs if p.pk not in found]
     if missing:
@@ -489,7 +491,7 @@ def scores_ensure(
             max_length=max_length,
         )
         rows = [(p.pk, r_a, r_b) for p, (r_a, r_b) in zip(missing, scored, strict=True)]
-        pair_scores_store(model_version_id=model.pk, scores=rows)
+        pair_scores_store(model_version_id=model.pk, scores=rows, max_length=length)
         found.update({pid: (r_a, r_b) for pid, r_a, r_b in rows})
     return found
 

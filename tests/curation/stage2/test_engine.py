@@ -151,15 +151,29 @@ def test_only_missing_scores_are_computed_and_stored(project: Any, pool: dict[st
         return [(1.0, 0.0)] * len(items)
 
     with mock.patch("rewardmodel.scoring.pairs_score", side_effect=fake_score):
-        run = engine.stage2_run_create(project=project, enqueue=False, config={"max_length": 96})
+        run = engine.stage2_run_create(project=project, enqueue=False)
         run_all(run)
-        assert calls == [1, 1]  # one new pair, once per model
-        assert lengths == [96, 96]  # the run's max length reaches the scorer
+        assert calls == [1, 1]  # one new pair, once per model (the pool's scores are stored)
+        assert lengths == [1024, 1024]  # the run's max length (the default) reaches the scorer
         again = engine.stage2_run_create(project=project, enqueue=False)
         run_all(again)
-        assert calls == [1, 1]  # the second run reuses every stored score
+        assert calls == [1, 1]  # the second run, same length, reuses every stored score
+        # Another length is another score: every pair is scored again, and each row is replaced, not doubled.
+        shorter = engine.stage2_run_create(project=project, enqueue=False, config={"max_length": 96})
+        run_all(shorter)
+        assert calls == [1, 1, 13, 13]
+        assert lengths[2:] == [96, 96]
     assert PairScore.objects.filter(pair=new).count() == 2
+    assert set(PairScore.objects.filter(pair=new).values_list("max_length", flat=True)) == {96}
+    assert PairScore.objects.filter(max_length=1024).count() == 0
     assert outcomes(again)[new.pk] == "kept"
+
+
+def test_the_stored_default_length_is_the_scorers() -> None:
+    from curation.models import SCORE_MAX_LENGTH
+    from rewardmodel.ml.infer import DEFAULT_MAX_LENGTH
+
+    assert SCORE_MAX_LENGTH == DEFAULT_MAX_LENGTH
 
 
 def test_verified_and_disputed_pairs_are_not_in_the_pool(project: Any, pool: dict[str, Any]) -> None:
