@@ -230,6 +230,12 @@ def _run(
         raise ValueError(f"padding_free: {problem}")
     if config.padding_free and model.config._attn_implementation == "flex_attention" and ddp.device.type == "cpu":
         raise ValueError("padding_free: flex_attention has no backward on CPU; use sdpa (the default) on CPU")
+    if config.padding_free and model.config._attn_implementation in ("sdpa", "eager"):
+        logger.warning(
+            "padding_free with %s attention builds a dense mask over the whole packed row (attention cost grows "
+            "with its square); use flash_attention_2 or flex_attention on a GPU for speed",
+            model.config._attn_implementation,
+        )
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
