@@ -31,6 +31,15 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "rm_quality": ("rm_quality.py", ["--max-steps", "40"], []),
     "round": ("round_sim.py", ["--limit", "600", "--label-budget", "120"], []),
     "stage2": ("stage2_bench.py", ["--n", "20000", "--shard-size", "2000"], ["--n", "1000000", "--workers", "2"]),
+    "stage2_upsert": ("stage2_upsert_bench.py", ["--n", "5000", "--repeats", "1"], ["--n", "20000", "--repeats", "3"]),
+    "remote_scoring": (
+        "remote_scoring_bench.py",
+        ["--pairs", "500", "--naive-pairs", "100"],
+        ["--pairs", "2000", "--naive-pairs", "300"],
+    ),
+    "rm_memory": ("rm_memory.py", [], []),
+    "rm_packing": ("rm_packing.py", ["--skip-timing"], []),
+    "judge": ("judge_bench.py", ["--calls", "4", "--cache-pairs", "20"], []),
     "rm_gpu": ("rm_gpu.py", [], []),
 }
 
