@@ -17,7 +17,10 @@ from tests.curation.judges.conftest import labelled_pair, make_pair, verify
 from tests.factories import PairFactory
 
 
-def test_a_real_model_judges_pairs_and_a_rerun_costs_nothing(project: Any, local_llm: tuple[str, str]) -> None:
+def test_a_real_model_judges_pairs_and_a_rerun_costs_nothing(
+    project: Any, local_llm: tuple[str, str], settings: Any
+) -> None:
+    settings.JUDGE_HELDOUT_FRACTION = 0.0  # the held-out slice hashes pair ids, which differ per database
     base_url, model = local_llm
     judge = Judge.objects.create(
         name="smollm2",

@@ -85,7 +85,10 @@ def test_the_pointwise_prompt_shows_one_response_and_examples_as_lessons() -> No
         prompt.build_pointwise_messages(guideline="", examples=[], target=target, candidate="1")
 
 
-def test_a_pointwise_judge_follows_the_content_and_is_cached(project: Any, stub: Any, make_judge: Any) -> None:
+def test_a_pointwise_judge_follows_the_content_and_is_cached(
+    project: Any, stub: Any, make_judge: Any, settings: Any
+) -> None:
+    settings.JUDGE_HELDOUT_FRACTION = 0.0  # the one verified pair is an example whatever its id hashes to
     server = stub(logprob_judge)
     judge = make_judge(server.url, mode="pointwise")
     verify(make_pair(project, 100), "A")

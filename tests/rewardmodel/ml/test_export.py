@@ -17,7 +17,7 @@ def _rewards(scores: dict) -> np.ndarray:
 
 def _assert_int8_close(ref: np.ndarray, got: np.ndarray) -> None:
     assert np.corrcoef(ref, got)[0, 1] >= 0.98
-    assert np.abs(ref - got).max() <= 0.15 * np.ptp(ref)
+    assert np.abs(ref - got).max() <= 0.25 * np.ptp(ref)  # see the parity note in rewardmodel/ml/export.py
 
 
 @pytest.mark.parametrize("model_name", ["tiny_bert", "tiny_qwen"])
