@@ -290,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work-dir", default=None, help="models go here (default: a temporary directory, removed)")
     parser.add_argument("--smoke", action="store_true", help="tiny random backbone and tiny sizes (< 1 min)")
+    parser.add_argument(
+        "--backbone", default=None, help="a local Hugging Face checkpoint directory (default: the packaged MiniLM-L6)"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.steps, args.batch_size, args.max_length = 3, 4, 64
@@ -316,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="stage2_exp_"))
     work.mkdir(parents=True, exist_ok=True)
-    backbone: str | None = None
+    backbone: str | None = args.backbone
     if args.smoke:
         from rewardmodel.ml.backbones import build_tiny_bert
 
