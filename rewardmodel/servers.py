@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from config.secrets import api_key_resolve
 from rewardmodel import remote
 from rewardmodel.models import ModelVersion, ScoringServer
 
@@ -37,19 +36,9 @@ def scoring_server_api_key(server: ScoringServer) -> str:
 
     Raises ValidationError naming what is missing when a configured variable or file is not there.
     """
-    if server.api_key_env:
-        value = os.environ.get(server.api_key_env)
-        if value is None:
-            raise ValidationError(f"environment variable {server.api_key_env} (the scoring server's key) is not set")
-        return value.strip()
-    if server.api_key_file:
-        try:
-            return Path(server.api_key_file).read_text().strip()
-        except OSError as exc:
-            raise ValidationError(
-                f"cannot read the scoring server's key file {server.api_key_file}: {exc.strerror}"
-            ) from exc
-    return server.api_key
+    return api_key_resolve(
+        env=server.api_key_env, file=server.api_key_file, stored=server.api_key, what="the scoring server's key"
+    )
 
 
 def scoring_server_config(server: ScoringServer) -> remote.ServerConfig:

@@ -17,14 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +32,7 @@ from django.utils import timezone
 
 from annotation.models import Pair, Project
 from config import jobs
+from config.secrets import api_key_resolve
 from curation.judges import client, prompt, voting
 from curation.judges.examples import (
     LexicalRetriever,
@@ -75,17 +74,7 @@ def judge_api_key(judge: Judge) -> str:
 
     Raises ValidationError naming what is missing when a configured variable or file is not there.
     """
-    if judge.api_key_env:
-        value = os.environ.get(judge.api_key_env)
-        if value is None:
-            raise ValidationError(f"environment variable {judge.api_key_env} (the judge's key) is not set")
-        return value.strip()
-    if judge.api_key_file:
-        try:
-            return Path(judge.api_key_file).read_text().strip()
-        except OSError as exc:
-            raise ValidationError(f"cannot read the judge's key file {judge.api_key_file}: {exc.strerror}") from exc
-    return judge.api_key
+    return api_key_resolve(env=judge.api_key_env, file=judge.api_key_file, stored=judge.api_key, what="the judge's key")
 
 
 #: Pointwise mode asks for one token and this many of its most likely alternatives' log-probabilities.
