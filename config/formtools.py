@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
@@ -21,3 +23,20 @@ def add_service_errors(form: forms.BaseForm, exc: ValidationError) -> None:
     else:
         for message in exc.messages:
             form.add_error(None, message)
+
+
+class WriteOnlyKeyForm(forms.ModelForm):
+    """A model form for a row with a write-only API key (``api_key``): the key is never rendered back; a blank
+    ``new_api_key`` keeps the stored one and ``clear_key`` removes it. ``key_status`` says whether one is stored."""
+
+    new_api_key = forms.CharField(
+        required=False,
+        label="API key",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only: leave blank to keep the stored key. Prefer an environment variable or a key file.",
+    )
+    clear_key = forms.BooleanField(required=False, label="Remove the stored key")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_status = "a key is stored" if self.instance.pk and self.instance.api_key else "no key stored"

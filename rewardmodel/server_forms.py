@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 
+from config.formtools import WriteOnlyKeyForm
 from rewardmodel.models import ScoringServer
 
 
-class ScoringServerForm(forms.ModelForm):
-    new_api_key = forms.CharField(
-        required=False,
-        label="API key",
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only: leave blank to keep the stored key. Prefer an environment variable or a key file.",
-    )
-    clear_key = forms.BooleanField(required=False, label="Remove the stored key")
-
+class ScoringServerForm(WriteOnlyKeyForm):
     class Meta:
         model = ScoringServer
         fields = [
@@ -34,10 +25,6 @@ class ScoringServerForm(forms.ModelForm):
             "check_saturation",
         ]
         widgets = {"base_urls": forms.Textarea(attrs={"rows": 4, "placeholder": "http://gpu0:8000\nhttp://gpu1:8000"})}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.key_status = "a key is stored" if self.instance.pk and self.instance.api_key else "no key stored"
 
 
 class AttachServerForm(forms.Form):

@@ -6,20 +6,14 @@ from typing import Any
 
 from django import forms
 
+from config.formtools import WriteOnlyKeyForm
 from curation.judges.models import Judge
 
 
-class JudgeForm(forms.ModelForm):
+class JudgeForm(WriteOnlyKeyForm):
     base_url = forms.URLField(
         max_length=300, assume_scheme="http", help_text="Up to /v1, e.g. http://127.0.0.1:8011/v1."
     )
-    new_api_key = forms.CharField(
-        required=False,
-        label="API key",
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only: leave blank to keep the stored key. Prefer an environment variable or a key file.",
-    )
-    clear_key = forms.BooleanField(required=False, label="Remove the stored key")
 
     class Meta:
         model = Judge
@@ -40,11 +34,6 @@ class JudgeForm(forms.ModelForm):
             "timeout_s",
             "enabled",
         ]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        instance = self.instance
-        self.key_status = "a key is stored" if instance.pk and instance.api_key else "no key stored"
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
