@@ -1,14 +1,16 @@
 """Importing pair files: one pass that validates every line and writes the good ones, all or nothing.
 
 Each line is parsed once (:func:`annotation.formats.parse_fields`: orjson, with the careful parser
-only for lines it cannot vouch for) and, while no line has failed, written at once inside one
+only for lines it cannot vouch for; twice only in the one case named below) and, while no line has failed, written at once inside one
 transaction:
 
-- PostgreSQL: a binary COPY into a temporary staging table, then one
-  ``INSERT ... SELECT ... ON CONFLICT (project_id, content_hash) DO NOTHING`` that skips pairs the
-  project already has and repeats within the file (the first occurrence wins: the staging table
-  is read in the order it was written). The database does the dedup, so memory stays flat
-  whatever the file's size.
+- PostgreSQL: a parsing thread hands chunks of rows to the database thread, which sends each by
+  binary COPY. Into a project that already has pairs, each chunk's hashes are first probed in the
+  unique (project, content hash) index and only new rows are sent; into an empty one (a new pool)
+  nothing is probed, and a repeat of an earlier chunk, caught by that index, sends the import back
+  to the start with probes (:func:`_import_postgresql`). Repeats within a chunk are dropped in
+  Python, so the first occurrence in the file is the one stored; memory stays flat whatever the
+  file's size.
 - elsewhere (the embedded SQLite default): batched ``bulk_create(ignore_conflicts=True)``
   (``INSERT OR IGNORE``, in file order), counted afterwards.
 
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -307,15 +310,19 @@ _LOOKUP_SQL = (
 )
 
 
-def _copy_chunk(cursor: Any, project: Project, chunk: Chunk, copy_sql: str) -> int:
+def _copy_chunk(cursor: Any, project: Project, chunk: Chunk, copy_sql: str, *, look_up: bool = True) -> int:
     """Insert the pairs of ``chunk`` the project lacks (earlier chunks included); returns how many.
 
-    One probe of the unique index per hash (:data:`_LOOKUP_SQL`), then a binary COPY of the new rows. Repeats within
-    the chunk are dropped here, and later ones find the earlier rows already in the table, so the
-    first occurrence in the file is the one stored.
+    With ``look_up``, one probe of the unique index per hash (:data:`_LOOKUP_SQL`) first, so only new
+    rows are sent. Without it, the caller knows the project had no pairs before this import: a row
+    the table already has can only be an earlier chunk's, and the COPY fails on the unique index
+    (:func:`_import_postgresql` then reads the file again, looking up). Repeats within the chunk
+    are dropped here either way, so the first occurrence in the file is the one stored.
     """
-    cursor.execute(_LOOKUP_SQL, [[digest for digest, _row in chunk], project.pk])
-    seen = {digest for (digest,) in cursor.fetchall()}
+    seen: set[str] = set()
+    if look_up:
+        cursor.execute(_LOOKUP_SQL, [[digest for digest, _row in chunk], project.pk])
+        seen.update(digest for (digest,) in cursor.fetchall())
     rows = [_COPY_HEADER]
     for digest, row in chunk:
         if digest not in seen:
@@ -329,24 +336,59 @@ def _copy_chunk(cursor: Any, project: Project, chunk: Chunk, copy_sql: str) -> i
     return len(rows) - 2
 
 
+class _RepeatAcrossChunks(Exception):
+    """A COPY sent without look-ups met a pair an earlier chunk of the file had stored."""
+
+
+_UNIQUE_CONTENT = "pair_unique_content_per_project"  # Pair.Meta's unique (project, content hash) constraint
+
+
 def _import_postgresql(project: Project, batch: ImportBatch, path: Path) -> tuple[int, int]:
+    """Write the file's new pairs; returns (records, pairs imported).
+
+    Into a project that has no pairs yet (a new pool: the bulk case) the chunks go straight to COPY,
+    without the per-hash look-up, under a savepoint: only a repeat of an earlier chunk of the file
+    can then break the unique index, and if one does, the savepoint undoes this attempt and the file
+    is read again with look-ups. So a file without such repeats is read once and probed never, and
+    one with them costs at most a second reading. A project that has pairs is always looked up.
+    """
     table = Pair._meta.db_table
     copy_sql = f"COPY {table} ({', '.join(_COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-    parser = _Parser(path, _shared_fields(project, batch, timezone.now()), int(settings.IMPORT_BATCH_SIZE))
-    n_imported = 0
+    shared = _shared_fields(project, batch, timezone.now())
     with connection.cursor() as cursor, _bulk_load_settings(cursor, table):
         # Imports into one project take turns (the lock ends with the transaction): a concurrent
         # import's uncommitted rows would escape the look-up below and fail this COPY's unique check.
         cursor.execute(
             "SELECT pg_advisory_xact_lock(%s, mod(%s::bigint, 2147483647)::integer)", [_IMPORT_LOCK, project.pk]
         )
-        parser.start()
-        try:
-            while (chunk := parser.chunks.get()) is not None:
-                n_imported += _copy_chunk(cursor, project, chunk, copy_sql)
-        finally:
-            parser.stopped.set()
-            parser.join()
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE project_id = %s)", [project.pk])
+        if not cursor.fetchone()[0]:
+            try:
+                with transaction.atomic():  # the savepoint a repeat across chunks rolls back to
+                    return _load(cursor, project, batch, path, shared, copy_sql, look_up=False)
+            except _RepeatAcrossChunks:
+                pass
+        return _load(cursor, project, batch, path, shared, copy_sql, look_up=True)
+
+
+def _load(
+    cursor: Any, project: Project, batch: ImportBatch, path: Path, shared: bytes, copy_sql: str, *, look_up: bool
+) -> tuple[int, int]:
+    """One reading of the file: the parser thread's chunks, each written by :func:`_copy_chunk`."""
+    parser = _Parser(path, shared, int(settings.IMPORT_BATCH_SIZE))
+    n_imported = 0
+    parser.start()
+    try:
+        while (chunk := parser.chunks.get()) is not None:
+            try:
+                n_imported += _copy_chunk(cursor, project, chunk, copy_sql, look_up=look_up)
+            except psycopg.errors.UniqueViolation as exc:
+                if look_up or exc.diag.constraint_name != _UNIQUE_CONTENT:
+                    raise
+                raise _RepeatAcrossChunks from exc
+    finally:
+        parser.stopped.set()
+        parser.join()
     if parser.failure is not None:
         raise parser.failure
     assert parser.scan is not None

@@ -169,7 +169,9 @@ class Pair(models.Model):
         A = "A", "A"
         B = "B", "B"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs")
+    # No index of its own: the unique (project, content hash) and the queue index both lead with it,
+    # and a third copy cost every bulk import an index insert per pair (docs/benchmarks.md).
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs", db_index=False)
     batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs")
     external_id = models.CharField(max_length=200, blank=True)
     conversation = models.JSONField(help_text="List of {role, content} messages; the last is the user's turn.")
