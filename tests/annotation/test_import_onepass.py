@@ -153,8 +153,12 @@ def test_repeats_across_chunks_keep_the_first_occurrence(project: Any, tmp_path:
     assert (again.n_imported, again.n_duplicates) == (0, 9)
 
 
-def _spy_copies(monkeypatch: Any) -> list[bool]:
-    """Record, for each chunk written, whether its hashes were looked up first."""
+@pytest.fixture
+def copy_calls(settings: Any, monkeypatch: Any) -> list[bool]:
+    """Chunks of two; records, for each chunk written, whether its hashes were looked up first."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (run with DATABASE_URL): the look-up is part of the COPY path")
+    settings.IMPORT_BATCH_SIZE = 2
     calls: list[bool] = []
     real = importing._copy_chunk
 
@@ -167,40 +171,32 @@ def _spy_copies(monkeypatch: Any) -> list[bool]:
 
 
 def test_a_new_pool_is_copied_without_lookups_and_a_project_with_pairs_is_looked_up(
-    project: Any, tmp_path: Path, settings: Any, monkeypatch: Any
+    project: Any, tmp_path: Path, copy_calls: list[bool]
 ) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only (run with DATABASE_URL): the look-up is part of the COPY path")
-    settings.IMPORT_BATCH_SIZE = 2
-    calls = _spy_copies(monkeypatch)
     path = tmp_path / "new.jsonl"
     path.write_text("\n".join(rec(id=str(i), chosen=f"answer {i}") for i in range(5)) + "\n", encoding="utf-8")
     first = import_file(project=project, path=path)
     assert (first.n_imported, first.n_duplicates) == (5, 0)
-    assert calls == [False, False, False]  # three chunks, none probed: the project was empty
-    calls.clear()
+    assert copy_calls == [False, False, False]  # three chunks, none probed: the project was empty
+    copy_calls.clear()
     more = tmp_path / "more.jsonl"
     more.write_text("\n".join(rec(id=str(i), chosen=f"answer {i}") for i in range(3, 8)) + "\n", encoding="utf-8")
     second = import_file(project=project, path=more)
     assert (second.n_imported, second.n_duplicates) == (3, 2)
-    assert calls == [True, True, True]
+    assert copy_calls == [True, True, True]
     assert Pair.objects.filter(project=project).count() == 8
 
 
 def test_a_repeat_across_chunks_of_a_new_pool_reads_the_file_again_with_lookups(
-    project: Any, tmp_path: Path, settings: Any, monkeypatch: Any
+    project: Any, tmp_path: Path, copy_calls: list[bool]
 ) -> None:
     """The unique index catches the repeat; the savepoint undoes the first attempt, rows stay single."""
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only (run with DATABASE_URL): the look-up is part of the COPY path")
-    settings.IMPORT_BATCH_SIZE = 2
-    calls = _spy_copies(monkeypatch)
     lines = [rec(id="first", chosen="yes", rejected="no"), rec(id="a", chosen="1"), rec(id="b", chosen="2"),
              rec(id="again", chosen="no", rejected="yes"), rec(id="c", chosen="3")]  # fmt: skip
     path = tmp_path / "repeat.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = import_file(project=project, path=path)
-    assert calls == [False, False, True, True, True]  # the second chunk's COPY met "first" again
+    assert copy_calls == [False, False, True, True, True]  # the second chunk's COPY met "first" again
     assert (result.n_lines, result.n_imported, result.n_duplicates) == (5, 4, 1)
     stored = Pair.objects.filter(project=project).order_by("id").values_list("external_id", flat=True)
     assert list(stored) == ["first", "a", "b", "c"]
@@ -208,19 +204,15 @@ def test_a_repeat_across_chunks_of_a_new_pool_reads_the_file_again_with_lookups(
 
 
 def test_another_unique_violation_is_not_taken_for_a_repeat(
-    project: Any, tmp_path: Path, settings: Any, monkeypatch: Any
+    project: Any, tmp_path: Path, copy_calls: list[bool]
 ) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only (run with DATABASE_URL): the look-up is part of the COPY path")
-    settings.IMPORT_BATCH_SIZE = 2
-    calls = _spy_copies(monkeypatch)
     with connection.cursor() as cursor:  # a unique index the importer knows nothing of
         cursor.execute("CREATE UNIQUE INDEX test_pair_one_per_source ON annotation_pair (project_id, source)")
     path = tmp_path / "clash.jsonl"
     path.write_text("\n".join(rec(id=str(i), chosen=f"a{i}", source="same") for i in range(3)) + "\n", "utf-8")
     with pytest.raises(Exception, match="test_pair_one_per_source"):
         import_file(project=project, path=path)
-    assert calls == [False]  # raised as it came, not retried with look-ups
+    assert copy_calls == [False]  # raised as it came, not retried with look-ups
     assert Pair.objects.count() == 0
 
 
