@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 PAPER_POOL = 40_000_000  # SynPref-40M
 
-# bench/stage2_bench.py --score --n 1000 --max-length 64 --batch-size 32 with two one-thread workers:
-# 7.55 pairs per CPU-second, both models (MiniLM-L6). The box was shared (load average 6 to 12), so
-# wall-clock pairs/s were lower; scoring is CPU-bound, so a core of its own gives about this rate.
-CPU_PAIRS_PER_S_PER_CORE = 7.5
+# bench/stage2_bench.py --score --n 20000 --max-length 64 --batch-size 32 on a quiet 2-core machine: two
+# one-thread workers 41.8 pairs/s, one one-thread worker 19.8 (20.5 to 21.6 pairs per CPU-second), both models
+# (MiniLM-L6). Scoring is CPU-bound and shards are independent, so each core adds about this rate.
+CPU_PAIRS_PER_S_PER_CORE = 21.0
 CPU_MAX_LENGTH = 64
 # Not measured here (no GPU lent): S = 2,000 pairs/s per model (an 0.6B model, short conversations, bf16),
 # so 1,000 pairs/s per GPU for both models.
