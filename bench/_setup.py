@@ -17,9 +17,13 @@ DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/{name}"
 
 
 def fresh_postgres(name: str) -> str:
-    """Drop and recreate database ``name``, migrate it, and point Django at it. Returns the URL."""
+    """Drop and recreate database ``name``, migrate it, and point Django at it. Returns the URL.
+
+    ``BENCH_DATABASE_URL`` replaces the URL; the database it names is the one dropped and recreated.
+    """
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG.format(name=name))
-    base = url.rsplit("/", 1)[0] + "/postgres"
+    base, name = url.rsplit("/", 1)
+    base += "/postgres"
     import psycopg
 
     with psycopg.connect(base, autocommit=True) as conn:

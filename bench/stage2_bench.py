@@ -90,6 +90,7 @@ def _setup_pool(n: int) -> tuple[Any, float]:
     from annotation.models import Pair
     from annotation.services import project_create
     from curation.models import PairScore
+    from curation.stage2.engine import DEFAULTS
     from rewardmodel.models import ModelVersion
 
     start = time.perf_counter()
@@ -115,15 +116,17 @@ def _setup_pool(n: int) -> tuple[Any, float]:
     ids = list(
         Pair.objects.filter(project=project).order_by("pk").values_list("pk", flat=True)
     )  # COPY holds the connection
+    # Stored at the max length of the run below (the default), or the engine would score them again.
+    length = int(DEFAULTS["max_length"])
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(
-            "COPY curation_pairscore (pair_id, model_version_id, r_a, r_b, scored_at) FROM STDIN"
+            "COPY curation_pairscore (pair_id, model_version_id, r_a, r_b, max_length, scored_at) FROM STDIN"
         ) as copy,
     ):
         for k, pid in enumerate(ids):
-            copy.write_row((pid, gold.pk, 1.0 if k % 3 else -1.0, 0.0, "2026-01-01T00:00:00Z"))
-            copy.write_row((pid, best.pk, 1.0 if k % 4 else -1.0, 0.0, "2026-01-01T00:00:00Z"))
+            copy.write_row((pid, gold.pk, 1.0 if k % 3 else -1.0, 0.0, length, "2026-01-01T00:00:00Z"))
+            copy.write_row((pid, best.pk, 1.0 if k % 4 else -1.0, 0.0, length, "2026-01-01T00:00:00Z"))
     assert PairScore.objects.count() == 2 * n
     return project, time.perf_counter() - start
 
