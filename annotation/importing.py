@@ -1,8 +1,8 @@
 """Importing pair files: one pass that validates every line and writes the good ones, all or nothing.
 
 Each line is parsed once (:func:`annotation.formats.parse_fields`: orjson, with the careful parser
-only for lines it cannot vouch for; twice only in the one case named below) and, while no line has failed, written at once inside one
-transaction:
+only for lines it cannot vouch for; twice only in the one case named below) and, while no line has
+failed, written at once inside one transaction:
 
 - PostgreSQL: a parsing thread hands chunks of rows to the database thread, which sends each by
   binary COPY. Into a project that already has pairs, each chunk's hashes are first probed in the
