@@ -217,6 +217,8 @@ def label_record(a: Annotation) -> dict[str, Any]:
 
 def attribute_majorities(labels: Sequence[Annotation]) -> dict[str, Any]:
     """The attribute majorities of a pair's labels (curation.majority's rules)."""
+    if not labels:  # a filter's verdict: what the rules give for no labels, without counting nothing
+        return {"task_category": None, "objectivity": None, "controversiality": None, "desired_attributes": [], "guidelines": []}  # fmt: skip
     return {
         "task_category": attribute_mode(a.task_category for a in labels),
         "objectivity": attribute_mode(a.objectivity for a in labels),
@@ -224,6 +226,11 @@ def attribute_majorities(labels: Sequence[Annotation]) -> dict[str, Any]:
         "desired_attributes": desired_majority([a.desired_attributes or [] for a in labels]),
         "guidelines": [a.guideline for a in labels if a.guideline],
     }
+
+
+# The pair fields pair_record reads: a caller writing many records may load only these
+# (``Pair.objects.only(*RECORD_FIELDS)``); tests check that no other field is fetched per record.
+RECORD_FIELDS = ("id", "conversation", "response_a", "response_b", "external_id", "source_label", "source", "subset")
 
 
 def pair_record(

@@ -18,7 +18,7 @@ from annotation.preference import other_side
 from curation.datasets import in_validation_split, project_scope
 from curation.models import DatasetVersion, VerifiedPair
 from curation.stage2.models import Stage2Result, Stage2Run
-from curation.verdicts import filter_verdict, labels_by_pair, pair_record, verdicts_for
+from curation.verdicts import RECORD_FIELDS, filter_verdict, labels_by_pair, pair_record, verdicts_for
 from rewardmodel.services import dataset_file_register
 
 CHUNK = 2000
@@ -36,7 +36,7 @@ def stage2_dataset_freeze(*, run: Stage2Run) -> DatasetVersion:
             last = 0
             while rows := list(results.filter(pair_id__gt=last).values_list("pair_id", "outcome")[:CHUNK]):
                 last = rows[-1][0]
-                by_id = Pair.objects.in_bulk([pid for pid, _ in rows])
+                by_id = Pair.objects.only(*RECORD_FIELDS).in_bulk([pid for pid, _ in rows])
                 for pid, outcome in rows:
                     pair = by_id[pid]
                     side = pair.source_label if outcome == "kept" else other_side(pair.source_label)

@@ -11,6 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from annotation.models import Pair
 from config import jobs
 from curation.models import DatasetVersion, PairScore, VerifiedPair
 from curation.stage2 import engine
@@ -74,6 +75,40 @@ def test_result_becomes_a_dataset_version_with_flipped_labels(project: Any, pool
     assert by_id[kept.pk]["chosen"] == kept.response_a and by_id[kept.pk]["via"] == "filter"
     assert by_id[flipped.pk]["chosen"] == flipped.response_b and by_id[flipped.pk]["rejected"] == flipped.response_a
     assert {line["pool"] for line in lines} == {"silver"}
+
+
+def test_the_dataset_version_reads_pairs_in_bulk_and_writes_what_the_record_builder_gives(
+    project: Any, pool: dict[str, Any]
+) -> None:
+    """Pairs load with RECORD_FIELDS only: no per-record read of another field, and the same lines."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from curation.stage2.dataset import stage2_dataset_freeze
+    from curation.verdicts import attribute_majorities, filter_verdict, pair_record
+
+    run = engine.stage2_run_create(project=project, enqueue=False)
+    run_all(run)
+    run.refresh_from_db()
+    with CaptureQueriesContext(connection) as queries:
+        version = stage2_dataset_freeze(run=run)
+    pair_reads = [q["sql"] for q in queries.captured_queries if 'FROM "annotation_pair"' in q["sql"]]
+    assert len(pair_reads) == 1, pair_reads  # one chunk of 12 pairs, nothing per record
+    by_id = {line["pair_id"]: line for line in map(json.loads, Path(version.train_data.path).read_text().splitlines())}
+    for pair, side, split in ((pool["pairs"][0], "A", "stage2_kept"), (pool["pairs"][8], "B", "stage2_flipped")):
+        full = Pair.objects.get(pk=pair.pk)  # every field loaded
+        expected = pair_record(
+            full, filter_verdict(full, side), fmt="messages", dataset_version=version.name, split=split
+        )
+        assert by_id[pair.pk] == json.loads(json.dumps(expected))
+    # No labels behind a filter's verdict: the short cut gives what the majority rules give for none.
+    from curation.majority import attribute_mode, desired_majority
+
+    none = attribute_mode([])
+    assert attribute_majorities(()) == {
+        "task_category": none, "objectivity": none, "controversiality": none,
+        "desired_attributes": desired_majority([]), "guidelines": [],
+    }  # fmt: skip
 
 
 def test_judges_agreeing_rescue_pairs_the_best_model_doubts(project: Any, pool: dict[str, Any], settings: Any) -> None:
