@@ -217,7 +217,7 @@ def label_record(a: Annotation) -> dict[str, Any]:
 
 def attribute_majorities(labels: Sequence[Annotation]) -> dict[str, Any]:
     """The attribute majorities of a pair's labels (curation.majority's rules)."""
-    if not labels:  # a filter's verdict: what the rules give for no labels, without counting nothing
+    if not labels:  # a filter's verdict: what the rules give for no labels, without the counting
         return {"task_category": None, "objectivity": None, "controversiality": None, "desired_attributes": [], "guidelines": []}  # fmt: skip
     return {
         "task_category": attribute_mode(a.task_category for a in labels),
