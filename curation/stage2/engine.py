@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "shard_size": 10_000,
     "chunk_size": 1_000,
     "score_batch_size": 64,
-    "max_length": 1024,
+    "max_length": SCORE_MAX_LENGTH,
     "ngram": 13,
     "include_gold": True,
     "gold_val_fraction": 0.5,
