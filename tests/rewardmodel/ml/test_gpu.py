@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,12 +12,13 @@ import torch
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
-def test_training_runs_on_cuda_with_bf16(tiny_qwen: Path, records: list[dict], tmp_path: Path) -> None:
+def _three_bf16_steps_on_cuda(model: Path, records: list[dict], tmp_path: Path, **options: Any) -> None:
+    """Train three bf16 steps with gradient checkpointing (plus ``options``); the run must finish and evaluate."""
     from rewardmodel.ml.config import RewardTrainingConfig
     from rewardmodel.ml.train import train
 
     cfg = RewardTrainingConfig(
-        model_name_or_path=str(tiny_qwen),
+        model_name_or_path=str(model),
         output_dir=str(tmp_path),
         max_steps=3,
         batch_size=4,
@@ -24,9 +26,14 @@ def test_training_runs_on_cuda_with_bf16(tiny_qwen: Path, records: list[dict], t
         bf16=True,
         gradient_checkpointing=True,
         learning_rate=1e-3,
+        **options,
     )
     result = train(cfg, records, records[:8])
     assert result.global_step == 3 and result.final_eval is not None
+
+
+def test_training_runs_on_cuda_with_bf16(tiny_qwen: Path, records: list[dict], tmp_path: Path) -> None:
+    _three_bf16_steps_on_cuda(tiny_qwen, records, tmp_path)
 
 
 def test_gpu_scores_match_cpu(tiny_qwen: Path, records: list[dict]) -> None:
@@ -86,20 +93,4 @@ def test_packed_rewards_and_gradients_match_padded_on_cuda(wide_qwen: Path, reco
 
 
 def test_padding_free_training_runs_on_cuda(wide_qwen: Path, records: list[dict], tmp_path: Path) -> None:
-    from rewardmodel.ml.config import RewardTrainingConfig
-    from rewardmodel.ml.train import train
-
-    cfg = RewardTrainingConfig(
-        model_name_or_path=str(wide_qwen),
-        output_dir=str(tmp_path),
-        max_steps=3,
-        batch_size=4,
-        max_length=64,
-        bf16=True,
-        gradient_checkpointing=True,
-        learning_rate=1e-3,
-        padding_free=True,
-        attn_implementation="flex_attention",
-    )
-    result = train(cfg, records, records[:8])
-    assert result.global_step == 3 and result.final_eval is not None
+    _three_bf16_steps_on_cuda(wide_qwen, records, tmp_path, padding_free=True, attn_implementation="flex_attention")
