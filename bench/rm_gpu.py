@@ -63,6 +63,17 @@ SMOKE: dict[str, Any] = {
     "vocab_size": 4096,
 }
 
+CPU_SMALL: dict[str, Any] = {  # bench/rm_trl_compare.py --cpu: small enough for a 2-core machine, same block layout
+    **QWEN3_06B,
+    "hidden_size": 256,
+    "intermediate_size": 768,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "vocab_size": 8000,
+}
+
 
 def load_pairs() -> list[dict]:
     """All shared pairs."""

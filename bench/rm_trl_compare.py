@@ -6,13 +6,19 @@ the machine against one GPU (scaling). Exits cleanly (status 0) without CUDA.
     .venv/bin/python bench/rm_trl_compare.py                     # on a CUDA machine
     .venv/bin/python bench/rm_trl_compare.py --steps 60 --max-length 4096 --gradient-checkpointing
     .venv/bin/python bench/rm_trl_compare.py --smoke             # tiny shapes on CPU: checks the script runs
+    .venv/bin/python bench/rm_trl_compare.py --cpu               # a small Qwen3-shaped model on CPU (fp32)
 
 Both trainers get: AdamW lr 3e-6 constant, gradient clipping 1.0, ``--batch-size`` pairs per step, bf16 (autocast on
 fp32 weights for ours, HF Trainer's ``bf16=True`` amp for TRL), SDPA attention, the same pre-tokenised
-``chosen_ids`` / ``rejected_ids`` (our tokenizer and truncation; TRL skips its own tokenisation). TRL pads each
-batch to its longest sequence in dataset order; ours groups pairs by length. Tokens/s counts non-pad tokens only,
+``chosen_ids`` / ``rejected_ids`` (our tokenizer and truncation; TRL skips its own tokenisation). TRL runs twice:
+with its default sampler (shuffled batches, each padded to its longest pair) and with HF's length-grouped sampler
+(``train_sampling_strategy="group_by_length"``); ours groups pairs by length. Tokens/s counts non-pad tokens only,
 from ``--warmup`` steps on. Accuracy: both final models scored with ``rewardmodel.ml.evaluate.evaluate`` on
 ``--eval-pairs`` held-out pairs.
+
+``--cpu`` runs the same comparison on the CPU with a small Qwen3-shaped model (4 layers, hidden 256; fp32 for both,
+as neither trainer uses bf16 on CPU), max length 512, 60 steps and lr 1e-4 unless given: the two trainers' figures
+are comparable with each other there, not with a GPU's.
 
 Scaling: ``torchrun --standalone --nproc_per_node=G`` of ``rewardmodel.ml.train`` with ``parallelism="fsdp"``, the
 same per-GPU batch, G = 1 and G = all GPUs; reported tokens/s (all ranks) and the speed-up.
@@ -39,7 +45,10 @@ parser.add_argument("--batch-size", type=int, default=8, help="pairs per step pe
 parser.add_argument("--steps", type=int, default=40)
 parser.add_argument("--warmup", type=int, default=5, help="steps excluded from the timings")
 parser.add_argument("--eval-pairs", type=int, default=500)
+parser.add_argument("--learning-rate", type=float, default=None, help="default 3e-6 (1e-4 with --cpu)")
 parser.add_argument("--gradient-checkpointing", action="store_true")
+parser.add_argument("--cpu", action="store_true", help="a small Qwen3-shaped model on CPU (fp32)")
+parser.add_argument("--pairs", type=Path, default=None, help="a JSON Lines file of pairs (default: the shared data)")
 parser.add_argument("--no-scaling", action="store_true", help="skip the FSDP scaling runs")
 parser.add_argument("--smoke", action="store_true", help="tiny shapes on CPU, to check the script")
 
@@ -50,15 +59,20 @@ def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     import torch
 
-    if not torch.cuda.is_available() and not args.smoke:
-        print("rm_trl_compare: CUDA is not available; skipping (nothing was measured).")
+    if not torch.cuda.is_available() and not (args.smoke or args.cpu):
+        print("rm_trl_compare: CUDA is not available; skipping (nothing was measured; --cpu runs a small model).")
         return 0
     if args.smoke:
         args.max_length, args.batch_size, args.steps, args.warmup, args.eval_pairs = 128, 2, 4, 1, 16
-    cuda = torch.cuda.is_available() and not args.smoke
+    elif args.cpu and args.max_length == parser.get_default("max_length"):
+        args.max_length = 512
+    if args.cpu and args.steps == parser.get_default("steps"):
+        args.steps = 60
+    lr = args.learning_rate or (1e-4 if args.cpu else 3e-6)
+    cuda = torch.cuda.is_available() and not (args.smoke or args.cpu)
     device = torch.device("cuda" if cuda else "cpu")
 
-    from rm_gpu import QWEN3_06B, SMOKE, load_pairs
+    from rm_gpu import CPU_SMALL, QWEN3_06B, SMOKE, load_pairs
     from transformers import Qwen3Config, Qwen3ForSequenceClassification
 
     from rewardmodel.ml.backbones import build_bpe_tokenizer, save_random_model
@@ -68,11 +82,15 @@ def main() -> int:
     from rewardmodel.ml.modeling import load_tokenizer
     from rewardmodel.ml.train import train
 
-    pairs = load_pairs()
+    pairs = (
+        [json.loads(x) for x in args.pairs.read_text(encoding="utf-8").splitlines() if x.strip()]
+        if args.pairs
+        else load_pairs()
+    )
     random.Random(0).shuffle(pairs)
     held_out, pool = pairs[: args.eval_pairs], pairs[args.eval_pairs :]
     work = Path(tempfile.mkdtemp(prefix="rm_trl_"))
-    shape = SMOKE if args.smoke else QWEN3_06B
+    shape = SMOKE if args.smoke else CPU_SMALL if args.cpu else QWEN3_06B
     tok = build_bpe_tokenizer(
         [p["prompt"] + p["chosen"] + p["rejected"] for p in pairs[:5000]], vocab_size=min(16000, shape["vocab_size"])
     )
@@ -82,9 +100,27 @@ def main() -> int:
     tokenizer = load_tokenizer(model_dir)
     need = args.steps * args.batch_size
     rows = (pool * (need // len(pool) + 1))[:need]
-    name = torch.cuda.get_device_name() if cuda else "cpu (smoke)"
-    print(f"device {name}; torch {torch.__version__}; {args.batch_size} pairs/step; max_length {args.max_length}")
-    results: dict[str, Any] = {"device": name, "steps": args.steps, "batch_size": args.batch_size}
+    name = (
+        torch.cuda.get_device_name()
+        if cuda
+        else "cpu (smoke)"
+        if args.smoke
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    with torch.device("meta"):
+        params = sum(p.numel() for p in Qwen3ForSequenceClassification(config).parameters())
+    print(
+        f"device {name}; torch {torch.__version__}; {params / 1e6:.1f}M parameters; {args.batch_size} pairs/step; "
+        f"max_length {args.max_length}; {args.steps} steps; lr {lr:g}"
+    )
+    results: dict[str, Any] = {
+        "device": name,
+        "parameters": params,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "learning_rate": lr,
+    }
 
     # ---- ours ------------------------------------------------------------------------------------
     stamps: list[tuple[float, float]] = []
@@ -101,7 +137,7 @@ def main() -> int:
         max_steps=args.steps,
         batch_size=args.batch_size,
         max_length=args.max_length,
-        learning_rate=3e-6,
+        learning_rate=lr,
         gradient_checkpointing=args.gradient_checkpointing,
         attn_implementation="sdpa",
         resume=False,
@@ -128,51 +164,60 @@ def main() -> int:
         {
             "chosen_ids": [list(map(int, x)) for x in toks.chosen],
             "rejected_ids": [list(map(int, x)) for x in toks.rejected],
+            "length": [len(c) + len(r) for c, r in zip(toks.chosen, toks.rejected, strict=True)],
         }
     )
-    real_tokens = [len(c) + len(r) for c, r in zip(toks.chosen, toks.rejected, strict=True)]
-    trl_stamps: list[float] = []
 
-    class TrlTimer(TrainerCallback):  # type: ignore[misc]
-        def on_step_end(self, *a: Any, **kw: Any) -> None:
-            if cuda:
-                torch.cuda.synchronize()
-            trl_stamps.append(time.perf_counter())
+    def trl_run(key: str, sampling: str) -> None:
+        """One TRL run from the same initial weights; ``sampling`` is the HF Trainer's ``train_sampling_strategy``."""
+        trl_stamps: list[tuple[float, float]] = []
 
-    model, _ = load_reward_model(model_dir, device=device, attn_implementation="sdpa")
-    trl_args = RewardConfig(
-        output_dir=str(work / "trl"),
-        per_device_train_batch_size=args.batch_size,
-        max_steps=args.steps,
-        learning_rate=3e-6,
-        lr_scheduler_type="constant",
-        max_grad_norm=1.0,
-        bf16=cuda,
-        gradient_checkpointing=args.gradient_checkpointing,
-        max_length=args.max_length,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        disable_dropout=True,
-        center_rewards_coefficient=None,
-        use_cpu=not cuda,
-    )
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    trainer = RewardTrainer(
-        model=model, args=trl_args, train_dataset=dataset, processing_class=tokenizer, callbacks=[TrlTimer()]
-    )
-    trainer.train()
-    per_step = args.batch_size
-    timed = sum(real_tokens[args.warmup * per_step : args.steps * per_step])
-    trainer.save_model(str(work / "trl" / "final"))
-    tokenizer.save_pretrained(str(work / "trl" / "final"))
-    results["trl"] = {
-        "tokens_per_s": timed / (trl_stamps[-1] - trl_stamps[args.warmup - 1]),
-        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-        "accuracy": evaluate(str(work / "trl" / "final"), held_out)["accuracy"],
-    }
-    print("trl", json.dumps(results["trl"]))
+        class TrlTimer(TrainerCallback):  # type: ignore[misc]
+            def on_log(self, *a: Any, logs: dict | None = None, **kw: Any) -> None:
+                if logs and "num_tokens" in logs:  # cumulative non-pad tokens (its attention masks' sum)
+                    if cuda:
+                        torch.cuda.synchronize()
+                    trl_stamps.append((time.perf_counter(), float(logs["num_tokens"])))
+
+        model, _ = load_reward_model(model_dir, device=device, attn_implementation="sdpa")
+        trl_args = RewardConfig(
+            output_dir=str(work / key),
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.steps,
+            learning_rate=lr,
+            lr_scheduler_type="constant",
+            max_grad_norm=1.0,
+            bf16=cuda,
+            gradient_checkpointing=args.gradient_checkpointing,
+            max_length=args.max_length,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_dropout=True,
+            center_rewards_coefficient=None,
+            use_cpu=not cuda,
+            train_sampling_strategy=sampling,
+            length_column_name="length",
+            remove_unused_columns=False,  # keep "length" for the sampler; the collator reads only the ids
+        )
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        trainer = RewardTrainer(
+            model=model, args=trl_args, train_dataset=dataset, processing_class=tokenizer, callbacks=[TrlTimer()]
+        )
+        trainer.train()
+        (t0, n0), (t1, n1) = trl_stamps[args.warmup - 1], trl_stamps[-1]
+        trainer.save_model(str(work / key / "final"))
+        tokenizer.save_pretrained(str(work / key / "final"))
+        results[key] = {
+            "tokens_per_s": (n1 - n0) / (t1 - t0),
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+            "accuracy": evaluate(str(work / key / "final"), held_out)["accuracy"],
+        }
+        print(key, json.dumps(results[key]))
+
+    trl_run("trl", "random")  # its default: shuffled batches padded to their longest pair
+    trl_run("trl_grouped", "group_by_length")  # HF's LengthGroupedSampler, the nearest to our length grouping
 
     # ---- scaling of the sharded path -------------------------------------------------------------------
     gpus = torch.cuda.device_count() if cuda else 0

@@ -1,0 +1,30 @@
+"""``bench/rm_trl_compare.py`` still runs against the installed TRL: our loop and both TRL samplers, tiny shapes on CPU.
+
+Its figures live in docs/benchmarks.md and docs/training.md; this run checks that the harness works (TRL renames
+options between releases; the GPU run it stands for costs minutes of a lent machine).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def test_the_trl_comparison_runs_ours_and_both_trl_samplers_on_the_same_pairs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "rm_trl_compare.py"), "--smoke", "--pairs", str(ROOT / "demo" / "pairs.jsonl")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["device"] == "cpu (smoke)" and summary["steps"] == 4 and summary["batch_size"] == 2
+    for key in ("ours", "trl", "trl_grouped"):
+        assert summary[key]["tokens_per_s"] > 0, key
+        assert 0.0 <= summary[key]["accuracy"] <= 1.0, key
