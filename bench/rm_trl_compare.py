@@ -21,13 +21,16 @@ as neither trainer uses bf16 on CPU), max length 512, 60 steps and lr 1e-4 unles
 are comparable with each other there, not with a GPU's.
 
 Scaling: ``torchrun --standalone --nproc_per_node=G`` of ``rewardmodel.ml.train`` with ``parallelism="fsdp"``, the
-same per-GPU batch, G = 1 and G = all GPUs; reported tokens/s (all ranks) and the speed-up.
+same per-GPU batch, G = 1 and G = all GPUs (with ``--cpu``: Gloo ranks of one thread each, G = 1 and one per core, at
+most 8); reported tokens/s (all ranks' tokens over rank 0's time in the steps, from ``--warmup`` on) and the
+speed-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -49,6 +52,9 @@ parser.add_argument("--learning-rate", type=float, default=None, help="default 3
 parser.add_argument("--gradient-checkpointing", action="store_true")
 parser.add_argument("--cpu", action="store_true", help="a small Qwen3-shaped model on CPU (fp32)")
 parser.add_argument("--pairs", type=Path, default=None, help="a JSON Lines file of pairs (default: the shared data)")
+parser.add_argument(
+    "--ranks", type=int, default=None, help="scaling: 1 against this many (all GPUs; --cpu: cores, <= 8)"
+)
 parser.add_argument("--no-scaling", action="store_true", help="skip the FSDP scaling runs")
 parser.add_argument("--smoke", action="store_true", help="tiny shapes on CPU, to check the script")
 
@@ -220,33 +226,35 @@ def main() -> int:
     trl_run("trl_grouped", "group_by_length")  # HF's LengthGroupedSampler, the nearest to our length grouping
 
     # ---- scaling of the sharded path -------------------------------------------------------------------
-    gpus = torch.cuda.device_count() if cuda else 0
-    if gpus >= 2 and not args.no_scaling:
+    # Every GPU against one; with --cpu, Gloo ranks of one thread each (OMP_NUM_THREADS=1), one per core.
+    accelerator, most = ("gpu", torch.cuda.device_count()) if cuda else ("cpu", min(os.cpu_count() or 1, 8))
+    most = args.ranks or most
+    if (cuda or args.cpu) and most >= 2 and not args.no_scaling:
         from rewardmodel.ml.launch import launch
 
-        results["fsdp"] = {}
-        for g in (1, gpus):
-            log_stamps: list[tuple[float, float]] = []
+        results["fsdp"] = {"accelerator": accelerator}
+        for g in (1, most):
+            steps: list[tuple[float, float]] = []
 
-            def on_event(event: dict, sink: list[tuple[float, float]] = log_stamps) -> None:
-                if event["event"] == "log":
-                    sink.append((time.perf_counter(), event["num_tokens"]))
+            def on_event(event: dict, sink: list[tuple[float, float]] = steps) -> None:
+                if event["event"] == "log":  # tokens of all ranks, rank 0's time in the step (ends with the reduce)
+                    sink.append((event["num_tokens"], event["num_tokens"] / max(event["tokens_per_second"], 1e-9)))
 
             fsdp_cfg = RewardTrainingConfig.from_dict(
                 {**cfg.to_dict(), "parallelism": "fsdp", "output_dir": str(work / f"fsdp{g}")}
             )
             fsdp_cfg.train_file = str(work / "train.jsonl")
             Path(fsdp_cfg.train_file).write_text("".join(json.dumps(r) + "\n" for r in rows * g))
-            outcome = launch(fsdp_cfg, nproc=g, accelerator="gpu", run_dir=work / f"launch{g}", on_event=on_event)
+            outcome = launch(fsdp_cfg, nproc=g, accelerator=accelerator, run_dir=work / f"launch{g}", on_event=on_event)
             if outcome.status != "succeeded":
                 print(f"fsdp x{g} failed: {outcome.error}\n{outcome.log_tail}")
                 continue
-            tps = sum(t for _, t in log_stamps[args.warmup :]) / (log_stamps[-1][0] - log_stamps[args.warmup - 1][0])
-            results["fsdp"][str(g)] = {"tokens_per_s": tps}
-            print(f"fsdp x{g}", json.dumps(results["fsdp"][str(g)]))
-        if "1" in results["fsdp"] and str(gpus) in results["fsdp"]:
+            timed = steps[args.warmup :]
+            results["fsdp"][str(g)] = {"tokens_per_s": sum(n for n, _ in timed) / sum(t for _, t in timed)}
+            print(f"fsdp x{g} ({accelerator})", json.dumps(results["fsdp"][str(g)]))
+        if "1" in results["fsdp"] and str(most) in results["fsdp"]:
             results["fsdp"]["speedup"] = (
-                results["fsdp"][str(gpus)]["tokens_per_s"] / results["fsdp"]["1"]["tokens_per_s"]
+                results["fsdp"][str(most)]["tokens_per_s"] / results["fsdp"]["1"]["tokens_per_s"]
             )
     print(json.dumps(results))
     return 0
