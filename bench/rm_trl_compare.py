@@ -8,8 +8,9 @@ the machine against one GPU (scaling). Exits cleanly (status 0) without CUDA.
     .venv/bin/python bench/rm_trl_compare.py --smoke             # tiny shapes on CPU: checks the script runs
     .venv/bin/python bench/rm_trl_compare.py --cpu               # a small Qwen3-shaped model on CPU (fp32)
 
-Both trainers get: AdamW lr 3e-6 constant, gradient clipping 1.0, ``--batch-size`` pairs per step, bf16 (autocast on
-fp32 weights for ours, HF Trainer's ``bf16=True`` amp for TRL), SDPA attention, the same pre-tokenised
+Both trainers get: AdamW at a constant ``--learning-rate`` (3e-6; 1e-4 with ``--cpu``), gradient clipping 1.0,
+``--batch-size`` pairs per step, bf16 on a GPU (autocast on fp32 weights for ours, HF Trainer's ``bf16=True`` amp for
+TRL; fp32 on CPU), SDPA attention, the same pre-tokenised
 ``chosen_ids`` / ``rejected_ids`` (our tokenizer and truncation; TRL skips its own tokenisation). TRL runs twice:
 with its default sampler (shuffled batches, each padded to its longest pair) and with HF's length-grouped sampler
 (``train_sampling_strategy="group_by_length"``); ours groups pairs by length. Tokens/s counts non-pad tokens only,
