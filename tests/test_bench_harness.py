@@ -1,11 +1,15 @@
-"""The PostgreSQL benchmarks still run: each on a few hundred pairs, in its own database.
+"""The benchmarks still run: the PostgreSQL ones on a few hundred pairs, each in its own database, and the TRL
+comparison with tiny shapes on CPU.
 
 Their figures live in docs/benchmarks.md; these runs only check that the harness works against the
-current schema (a new NOT NULL column once broke the stage-2 bench's stored-score set-up unnoticed).
+current schema (a new NOT NULL column once broke the stage-2 bench's stored-score set-up unnoticed) and the
+installed TRL (it renames options between releases; the GPU run the comparison stands for costs minutes of a lent
+machine).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,15 +20,11 @@ import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
-def _bench(script: str, *args: str) -> str:
-    """Run ``bench/<script>`` against a database of its own next to the test database; returns stdout."""
-    params = connection.settings_dict
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    url = f"postgres://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/synpref_benchtest_{worker}"
-    env = {**os.environ, "BENCH_DATABASE_URL": url, "DATABASE_URL": url}
+def _run(script: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``bench/<script>``; it must exit 0. Returns stdout."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
@@ -33,6 +33,15 @@ def _bench(script: str, *args: str) -> str:
     return done.stdout
 
 
+def _bench(script: str, *args: str) -> str:
+    """Run ``bench/<script>`` against a database of its own next to the test database; returns stdout."""
+    params = connection.settings_dict
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    url = f"postgres://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/synpref_benchtest_{worker}"
+    return _run(script, *args, env={**os.environ, "BENCH_DATABASE_URL": url, "DATABASE_URL": url})
+
+
+@pytest.mark.postgres
 def test_the_stage2_bookkeeping_bench_runs_on_stored_scores(require_postgres: Any) -> None:
     out = _bench("stage2_bench.py", "--n", "300", "--shard-size", "100", "--workers", "1", "2")
     assert "pool: 300 pairs and 600 stored scores" in out
@@ -41,8 +50,23 @@ def test_the_stage2_bookkeeping_bench_runs_on_stored_scores(require_postgres: An
         assert "(3 shards)" in line and "'kept': 50" in line and "'flipped': 250" in line
 
 
+@pytest.mark.postgres
 def test_the_import_bench_runs(require_postgres: Any) -> None:
     demo = ROOT / "demo" / "pairs.jsonl"  # in the repository (the shared data may not be beside a clone)
     n = sum(1 for line in demo.read_text(encoding="utf-8").splitlines() if line.strip())
     out = _bench("import_bench.py", "--file", str(demo), "--naive-n", "20")
     assert f"file: {n} pairs" in out and "ratio bulk/naive:" in out
+
+
+def test_the_trl_comparison_runs_ours_both_trl_samplers_and_the_sharded_scaling() -> None:
+    """Our loop, TRL with both samplers and the FSDP scaling runs (two Gloo ranks), tiny shapes on CPU."""
+    pairs = ROOT / "demo" / "pairs.jsonl"
+    out = _run("rm_trl_compare.py", "--smoke", "--cpu", "--ranks", "2", "--pairs", str(pairs))
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["device"] == "cpu (smoke)" and summary["steps"] == 4 and summary["batch_size"] == 2
+    for key in ("ours", "trl", "trl_grouped"):
+        assert summary[key]["tokens_per_s"] > 0, key
+        assert 0.0 <= summary[key]["accuracy"] <= 1.0, key
+    fsdp = summary["fsdp"]
+    assert fsdp["accelerator"] == "cpu" and fsdp["1"]["tokens_per_s"] > 0 and fsdp["2"]["tokens_per_s"] > 0
+    assert fsdp["speedup"] == fsdp["2"]["tokens_per_s"] / fsdp["1"]["tokens_per_s"]
