@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -38,7 +39,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+# The shared data beside the checkout; SYNPREF_DATA_DIR names another copy (the GPU machine gets only the checkout).
+DATA = Path(os.environ.get("SYNPREF_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 QWEN3_06B: dict[str, Any] = {
     "hidden_size": 1024,
@@ -73,6 +75,17 @@ CPU_SMALL: dict[str, Any] = {  # bench/rm_trl_compare.py --cpu: small enough for
     "head_dim": 64,
     "vocab_size": 8000,
 }
+
+
+def peak_flops(device_name: str, override_tflops: float | None = None) -> float:
+    """The GPU's dense bf16 peak in FLOP/s (989 TFLOP/s for H100/H200 SXM; NaN for an unknown device)."""
+    return (override_tflops or (989.0 if any(k in device_name for k in ("H100", "H200")) else float("nan"))) * 1e12
+
+
+def flops_per_token(shape: dict[str, Any], n_nonembed: int, mean_len: float) -> float:
+    """Model FLOPs per trained token (PaLM's formula): 6·N + 12·layers·heads·head_dim·mean sequence length."""
+    attn = 12 * shape["num_hidden_layers"] * shape["num_attention_heads"] * shape["head_dim"] * mean_len
+    return 6 * n_nonembed + attn
 
 
 def load_pairs() -> list[dict]:
@@ -126,9 +139,8 @@ def main() -> int:
     config = Qwen3Config(**shape, pad_token_id=None, eos_token_id=tok.eos_token_id)
     config.num_labels = 1
     model_dir = save_random_model(Qwen3ForSequenceClassification, config, tok, work / "model")
-    n_layers, n_heads, head_dim = shape["num_hidden_layers"], shape["num_attention_heads"], shape["head_dim"]
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu (smoke)"
-    peak = (args.peak_tflops or (989.0 if any(k in name for k in ("H100", "H200")) else float("nan"))) * 1e12
+    peak = peak_flops(name, args.peak_tflops)
 
     tokenizer = load_tokenizer(model_dir)
     toks = tokenize_records(pairs, tokenizer, args.max_length)
@@ -137,9 +149,6 @@ def main() -> int:
         f"device {name}; torch {torch.__version__}; max_length {args.max_length}; {args.batch_size} pairs/step; "
         f"sequence length mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}"
     )
-
-    def flops_per_token(mean_len: float, n_nonembed: int) -> float:
-        return 6 * n_nonembed + 12 * n_layers * n_heads * head_dim * mean_len
 
     # ---- library training ------------------------------------------------------------------
     from rewardmodel.ml.train import train
@@ -217,7 +226,7 @@ def main() -> int:
     base_mem = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     del opt
     mean_len = sum(lengths) / len(lengths)
-    fpt = flops_per_token(mean_len, n_nonembed)
+    fpt = flops_per_token(shape, n_nonembed, mean_len)
     print(f"model: {n_nonembed / 1e6:.0f}M non-embedding parameters; {fpt / 1e9:.2f} GFLOP per trained token")
     print(
         f"training, library (length-grouped, dynamic padding): {lib_tps:,.0f} real tokens/s, MFU {lib_tps * fpt / peak:.1%}, peak mem {lib_mem:.1f} GiB"

@@ -1,7 +1,7 @@
 """Benchmark (GPU): our reward-model loop against TRL's ``RewardTrainer`` on the same Qwen3-0.6B-shaped model (random
 weights built from its config, nothing downloaded), the same tokenised pairs and the same number of steps: real
-tokens/s, peak memory, and accuracy on held-out pairs after training. Then our sharded path (FSDP2) on every GPU of
-the machine against one GPU (scaling). Exits cleanly (status 0) without CUDA.
+tokens/s, MFU (on a GPU; ``bench/rm_gpu.py``'s FLOP model), peak memory, and accuracy on held-out pairs after
+training. Then our sharded path (FSDP2) on every GPU of the machine against one GPU (scaling). Exits cleanly (status 0) without CUDA.
 
     .venv/bin/python bench/rm_trl_compare.py                     # on a CUDA machine
     .venv/bin/python bench/rm_trl_compare.py --steps 60 --max-length 4096 --gradient-checkpointing
@@ -79,7 +79,7 @@ def main() -> int:
     cuda = torch.cuda.is_available() and not (args.smoke or args.cpu)
     device = torch.device("cuda" if cuda else "cpu")
 
-    from rm_gpu import CPU_SMALL, QWEN3_06B, SMOKE, load_pairs
+    from rm_gpu import CPU_SMALL, QWEN3_06B, SMOKE, flops_per_token, load_pairs, peak_flops
     from transformers import Qwen3Config, Qwen3ForSequenceClassification
 
     from rewardmodel.ml.backbones import build_bpe_tokenizer, save_random_model
@@ -115,7 +115,17 @@ def main() -> int:
         else f"cpu ({torch.get_num_threads()} threads)"
     )
     with torch.device("meta"):
-        params = sum(p.numel() for p in Qwen3ForSequenceClassification(config).parameters())
+        named = list(Qwen3ForSequenceClassification(config).named_parameters())
+    params = sum(p.numel() for _, p in named)
+    toks = tokenize_records(rows, tokenizer, args.max_length)
+    lengths = [len(x) for x in toks.chosen + toks.rejected]
+    fpt = flops_per_token(shape, sum(p.numel() for n, p in named if "embed" not in n), sum(lengths) / len(lengths))
+    peak = peak_flops(name) if cuda else float("nan")
+
+    def mfu(tokens_per_s: float) -> float | None:
+        """Model FLOP/s over the GPU's dense bf16 peak (None off the GPU)."""
+        return round(tokens_per_s * fpt / peak, 4) if cuda else None
+
     print(
         f"device {name}; torch {torch.__version__}; {params / 1e6:.1f}M parameters; {args.batch_size} pairs/step; "
         f"max_length {args.max_length}; {args.steps} steps; lr {lr:g}"
@@ -127,6 +137,7 @@ def main() -> int:
         "batch_size": args.batch_size,
         "max_length": args.max_length,
         "learning_rate": lr,
+        "mean_sequence_length": sum(lengths) / len(lengths),
     }
 
     # ---- ours ------------------------------------------------------------------------------------
@@ -152,8 +163,10 @@ def main() -> int:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     ours = train(cfg, rows, callbacks=[Timer()])
+    ours_tps = sum(t for _, t in stamps[args.warmup :]) / (stamps[-1][0] - stamps[args.warmup - 1][0])
     results["ours"] = {
-        "tokens_per_s": sum(t for _, t in stamps[args.warmup :]) / (stamps[-1][0] - stamps[args.warmup - 1][0]),
+        "tokens_per_s": ours_tps,
+        "mfu": mfu(ours_tps),
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         "accuracy": evaluate(ours.final_dir, held_out)["accuracy"],
     }
@@ -166,7 +179,6 @@ def main() -> int:
 
     from rewardmodel.ml.modeling import load_reward_model
 
-    toks = tokenize_records(rows, tokenizer, args.max_length)
     dataset = Dataset.from_dict(
         {
             "chosen_ids": [list(map(int, x)) for x in toks.chosen],
@@ -218,6 +230,7 @@ def main() -> int:
         tokenizer.save_pretrained(str(work / key / "final"))
         results[key] = {
             "tokens_per_s": (n1 - n0) / (t1 - t0),
+            "mfu": mfu((n1 - n0) / (t1 - t0)),
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
             "accuracy": evaluate(str(work / key / "final"), held_out)["accuracy"],
         }

@@ -94,3 +94,41 @@ def test_packed_rewards_and_gradients_match_padded_on_cuda(wide_qwen: Path, reco
 
 def test_padding_free_training_runs_on_cuda(wide_qwen: Path, records: list[dict], tmp_path: Path) -> None:
     _three_bf16_steps_on_cuda(wide_qwen, records, tmp_path, padding_free=True, attn_implementation="flex_attention")
+
+
+def test_sharded_training_launches_on_the_gpu_with_nccl(tiny_qwen: Path, records: list[dict], tmp_path: Path) -> None:
+    """The jobs page's sharded path on CUDA: ``launch`` starts a torchrun rank per GPU (NCCL, FSDP2, bf16), streams
+    every step's log event, writes sharded checkpoints and consolidates the end into a ``from_pretrained`` directory
+    whose rewards are finite and have moved from the initial model's."""
+    import json
+
+    from rewardmodel.ml.config import RewardTrainingConfig
+    from rewardmodel.ml.infer import Scorer
+    from rewardmodel.ml.launch import launch
+    from rewardmodel.ml.sharded import is_sharded_checkpoint
+
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in records[:48]))
+    cfg = RewardTrainingConfig(
+        model_name_or_path=str(tiny_qwen),
+        output_dir=str(tmp_path / "out"),
+        train_file=str(train_file),
+        max_steps=4,
+        save_every=2,
+        batch_size=4,
+        max_length=64,
+        bf16=True,
+        learning_rate=1e-3,
+        parallelism="fsdp",
+    )
+    seen: list[dict] = []
+    outcome = launch(
+        cfg, nproc=torch.cuda.device_count(), accelerator="gpu", run_dir=tmp_path / "launch", on_event=seen.append
+    )
+    assert outcome.status == "succeeded", outcome.log_tail
+    assert [e["step"] for e in seen if e["event"] == "log"] == [1, 2, 3, 4]
+    assert is_sharded_checkpoint(tmp_path / "out" / "checkpoints" / "step-00000002")
+    final = tmp_path / "out" / "final"
+    before = Scorer.from_pretrained(tiny_qwen, device="cuda", max_length=64, bf16=False).score_pairs(records[:8])
+    after = Scorer.from_pretrained(final, device="cuda", max_length=64, bf16=False).score_pairs(records[:8])
+    assert np.isfinite(after["r_chosen"]).all() and not np.allclose(after["r_chosen"], before["r_chosen"])
