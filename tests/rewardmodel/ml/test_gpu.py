@@ -32,6 +32,16 @@ def _three_bf16_steps_on_cuda(model: Path, records: list[dict], tmp_path: Path, 
     assert result.global_step == 3 and result.final_eval is not None
 
 
+def test_the_optimizer_on_cuda_is_the_fused_adamw(tiny_qwen: Path) -> None:
+    """As HF Trainer's default on CUDA: a small model's step is launch-bound, and the fused kernel launches least."""
+    from rewardmodel.ml.config import RewardTrainingConfig
+    from rewardmodel.ml.modeling import load_reward_model
+    from rewardmodel.ml.train import _make_optimizer
+
+    model, _ = load_reward_model(tiny_qwen, device="cuda")
+    assert _make_optimizer(model, RewardTrainingConfig()).defaults["fused"] is True
+
+
 def test_training_runs_on_cuda_with_bf16(tiny_qwen: Path, records: list[dict], tmp_path: Path) -> None:
     _three_bf16_steps_on_cuda(tiny_qwen, records, tmp_path)
 

@@ -125,6 +125,22 @@ def test_linear_schedule_with_warmup() -> None:
     assert [const(s) for s in range(4)] == [0.5, 1.0, 1.0, 1.0]
 
 
+def test_the_optimizer_is_the_multi_tensor_adamw_on_cpu_without_decay_on_norms_and_biases(tiny_qwen: Path) -> None:
+    """On the CPU: AdamW's multi-tensor loop (the fused kernel is the GPU's, tested in test_gpu.py); no weight decay
+    on normalisation weights."""
+    from rewardmodel.ml.modeling import load_reward_model
+    from rewardmodel.ml.train import _make_optimizer
+
+    model, _ = load_reward_model(tiny_qwen)
+    opt = _make_optimizer(model, RewardTrainingConfig(weight_decay=0.1))
+    assert not opt.defaults["fused"]
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    norms = {id(p) for n, p in model.named_parameters() if "norm" in n}
+    assert norms and norms <= {id(p) for p in no_decay["params"]}
+    assert not norms & {id(p) for p in decay["params"]}
+
+
 def test_resume_after_crash_continues_the_step_count_and_matches_uninterrupted(
     tiny_bert: Path, records: list[dict], tmp_path: Path
 ) -> None:
