@@ -16,6 +16,7 @@
 #
 #   bash bench/gpu_checks.sh            # on the GPU machine
 #   bash bench/gpu_checks.sh --smoke    # on CPU: every step with --smoke shapes, to check the script itself
+#   STEPS="pytest_gpu rm_trl_compare" bash bench/gpu_checks.sh   # a rerun of some steps only
 #
 # Python: $PYTHON, else .venv/bin/python when its torch sees CUDA, else python3. The device image's python3 has
 # torch and transformers but not trl / datasets (step 3 needs them): carry their wheels in .whl/ (see
@@ -53,9 +54,10 @@ if [ ! -d ../shared/data ] && [ -d .gpudata ]; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 
-step() { # step NAME LIMIT_S COMMAND...
+step() { # step NAME LIMIT_S COMMAND...   (only the steps named in $STEPS, when it is set)
   local name=$1 limit=$(($2 * SCALE)) start rc
   shift 2
+  case " ${STEPS:-$name} " in *" $name "*) ;; *) return 0 ;; esac
   echo "== $name (limit ${limit}s): $*"
   start=$(date +%s)
   timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>&1
@@ -75,14 +77,14 @@ cat "$OUT/env.txt"
 : >"$OUT/summary.txt"
 
 # -c /dev/null and --confcutdir: the pure ML tests only (the device has no Django, PostgreSQL or pytest-django).
-step pytest_gpu 120 "$PY" -m pytest -c /dev/null --rootdir . --confcutdir tests/rewardmodel/ml -p no:cacheprovider \
+step pytest_gpu 110 "$PY" -m pytest -c /dev/null --rootdir . --confcutdir tests/rewardmodel/ml -p no:cacheprovider \
   -o "markers=gpu: needs CUDA" -q -rs -m gpu tests/rewardmodel/ml/test_gpu.py
-step rm_gpu 150 "$PY" bench/rm_gpu.py --steps 20 --score-pairs 1000 $SMOKE
+step rm_gpu 140 "$PY" bench/rm_gpu.py --steps 20 --score-pairs 1000 $SMOKE
 if "$PY" -c "import trl, datasets" 2>/dev/null; then
-  step rm_trl_compare 170 "$PY" bench/rm_trl_compare.py --steps 20 --eval-pairs 200 --no-scaling $SMOKE
+  step rm_trl_compare 220 "$PY" bench/rm_trl_compare.py --steps 20 --eval-pairs 200 --no-scaling $SMOKE
 else
   echo "rm_trl_compare rc=skipped (trl/datasets not importable: carry their wheels)" | tee -a "$OUT/summary.txt"
 fi
-step rm_long_memory 120 "$PY" bench/rm_long_memory.py $SMOKE
+step rm_long_memory 100 "$PY" bench/rm_long_memory.py $SMOKE
 echo "== summary"
 cat "$OUT/summary.txt"

@@ -1,7 +1,8 @@
 """Benchmark (GPU): our reward-model loop against TRL's ``RewardTrainer`` on the same Qwen3-0.6B-shaped model (random
 weights built from its config, nothing downloaded), the same tokenised pairs and the same number of steps: real
 tokens/s, MFU (on a GPU; ``bench/rm_gpu.py``'s FLOP model), peak memory, and accuracy on held-out pairs after
-training. Then our sharded path (FSDP2) on every GPU of the machine against one GPU (scaling). Exits cleanly (status 0) without CUDA.
+training. Then our sharded path (FSDP2) on every GPU of the machine against one GPU (scaling). Exits cleanly
+(status 0) without CUDA.
 
     .venv/bin/python bench/rm_trl_compare.py                     # on a CUDA machine
     .venv/bin/python bench/rm_trl_compare.py --steps 60 --max-length 4096 --gradient-checkpointing
@@ -14,8 +15,11 @@ TRL; fp32 on CPU), SDPA attention, the same pre-tokenised
 ``chosen_ids`` / ``rejected_ids`` (our tokenizer and truncation; TRL skips its own tokenisation). TRL runs twice:
 with its default sampler (shuffled batches, each padded to its longest pair) and with HF's length-grouped sampler
 (``train_sampling_strategy="group_by_length"``); ours groups pairs by length. Tokens/s counts non-pad tokens only,
-from ``--warmup`` steps on. Accuracy: both final models scored with ``rewardmodel.ml.evaluate.evaluate`` on
-``--eval-pairs`` held-out pairs.
+over every step of the run: the three runs train on the same pairs (``--steps`` × ``--batch-size`` of them, each
+once), only in different batches, so they do the same work. Each timed run follows an untimed warm-up run of the
+same trainer and sampler (the whole run on a GPU, ``--warmup`` steps on CPU): CUDA loads each kernel on first use
+and the caching allocator grows to each new batch shape, costs that a cold run pays inside its timed steps.
+Accuracy: both final models scored with ``rewardmodel.ml.evaluate.evaluate`` on ``--eval-pairs`` held-out pairs.
 
 ``--cpu`` runs the same comparison on the CPU with a small Qwen3-shaped model (4 layers, hidden 256; fp32 for both,
 as neither trainer uses bf16 on CPU), max length 512, 60 steps and lr 1e-4 unless given: the two trainers' figures
@@ -47,7 +51,9 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--max-length", type=int, default=2048)
 parser.add_argument("--batch-size", type=int, default=8, help="pairs per step per GPU")
 parser.add_argument("--steps", type=int, default=40)
-parser.add_argument("--warmup", type=int, default=5, help="steps excluded from the timings")
+parser.add_argument(
+    "--warmup", type=int, default=5, help="CPU: steps of the untimed warm-up run; scaling: steps excluded from timings"
+)
 parser.add_argument("--eval-pairs", type=int, default=500)
 parser.add_argument("--learning-rate", type=float, default=None, help="default 3e-6 (1e-4 with --cpu)")
 parser.add_argument("--gradient-checkpointing", action="store_true")
@@ -141,13 +147,13 @@ def main() -> int:
     }
 
     # ---- ours ------------------------------------------------------------------------------------
-    stamps: list[tuple[float, float]] = []
+    stamps: list[tuple[float, float, float]] = []  # (time at the step's end, its tokens, its own tokens/s)
 
     class Timer:
         def on_log(self, step: int, total: int, metrics: dict) -> None:
             if cuda:
                 torch.cuda.synchronize()
-            stamps.append((time.perf_counter(), metrics["num_tokens"]))
+            stamps.append((time.perf_counter(), metrics["num_tokens"], metrics["tokens_per_second"]))
 
     cfg = RewardTrainingConfig(
         model_name_or_path=str(model_dir),
@@ -160,10 +166,16 @@ def main() -> int:
         attn_implementation="sdpa",
         resume=False,
     )
+    warm_steps = args.steps if cuda else args.warmup
+    warm = {**cfg.to_dict(), "output_dir": str(work / "warm"), "max_steps": warm_steps}
+    train(RewardTrainingConfig.from_dict(warm), rows)  # untimed: warms the process with our batches
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     ours = train(cfg, rows, callbacks=[Timer()])
-    ours_tps = sum(t for _, t in stamps[args.warmup :]) / (stamps[-1][0] - stamps[args.warmup - 1][0])
+    # Every step: the first one's own time (its tokens over its tokens/s, measured around the step) plus the wall
+    # time from its end to the last step's end.
+    first_s = stamps[0][1] / stamps[0][2]
+    ours_tps = sum(n for _, n, _ in stamps) / (first_s + stamps[-1][0] - stamps[0][0])
     results["ours"] = {
         "tokens_per_s": ours_tps,
         "mfu": mfu(ours_tps),
@@ -187,11 +199,18 @@ def main() -> int:
         }
     )
 
-    def trl_run(key: str, sampling: str) -> None:
-        """One TRL run from the same initial weights; ``sampling`` is the HF Trainer's ``train_sampling_strategy``."""
+    def trl_run(key: str, sampling: str, steps: int, timed: bool = True) -> None:
+        """One TRL run from the same initial weights; ``sampling`` is the HF Trainer's ``train_sampling_strategy``.
+        Untimed (``timed=False``): only the run, to warm the process with this sampler's batches."""
         trl_stamps: list[tuple[float, float]] = []
 
         class TrlTimer(TrainerCallback):  # type: ignore[misc]
+            def on_step_begin(self, *a: Any, **kw: Any) -> None:
+                if not trl_stamps:  # the first step's start, no tokens yet
+                    if cuda:
+                        torch.cuda.synchronize()
+                    trl_stamps.append((time.perf_counter(), 0.0))
+
             def on_log(self, *a: Any, logs: dict | None = None, **kw: Any) -> None:
                 if logs and "num_tokens" in logs:  # cumulative non-pad tokens (its attention masks' sum)
                     if cuda:
@@ -200,9 +219,9 @@ def main() -> int:
 
         model, _ = load_reward_model(model_dir, device=device, attn_implementation="sdpa")
         trl_args = RewardConfig(
-            output_dir=str(work / key),
+            output_dir=str(work / (key if timed else f"{key}-warm")),
             per_device_train_batch_size=args.batch_size,
-            max_steps=args.steps,
+            max_steps=steps,
             learning_rate=lr,
             lr_scheduler_type="constant",
             max_grad_norm=1.0,
@@ -225,7 +244,9 @@ def main() -> int:
             model=model, args=trl_args, train_dataset=dataset, processing_class=tokenizer, callbacks=[TrlTimer()]
         )
         trainer.train()
-        (t0, n0), (t1, n1) = trl_stamps[args.warmup - 1], trl_stamps[-1]
+        if not timed:
+            return
+        (t0, n0), (t1, n1) = trl_stamps[0], trl_stamps[-1]
         trainer.save_model(str(work / key / "final"))
         tokenizer.save_pretrained(str(work / key / "final"))
         results[key] = {
@@ -236,8 +257,11 @@ def main() -> int:
         }
         print(key, json.dumps(results[key]))
 
-    trl_run("trl", "random")  # its default: shuffled batches padded to their longest pair
-    trl_run("trl_grouped", "group_by_length")  # HF's LengthGroupedSampler, the nearest to our length grouping
+    # "random": its default, shuffled batches padded to their longest pair; "group_by_length": HF's
+    # LengthGroupedSampler, the nearest to our length grouping. Each first warms the process with its own batches.
+    for key, sampling in (("trl", "random"), ("trl_grouped", "group_by_length")):
+        trl_run(key, sampling, warm_steps, timed=False)
+        trl_run(key, sampling, args.steps)
 
     # ---- scaling of the sharded path -------------------------------------------------------------------
     # Every GPU against one; with --cpu, Gloo ranks of one thread each (OMP_NUM_THREADS=1), one per core.
