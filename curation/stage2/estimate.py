@@ -3,7 +3,7 @@
 The filter is bound by scoring (two models, two sequences per pair: four forward passes), and shards
 are independent, so throughput adds up across workers: ``wall = pairs / (pairs_per_s * workers)``.
 The figures are the ones in docs/benchmarks.md ("Filter throughput with real scoring on the CPU
-backbone" and "What 40M pairs would take"); the GPU figure is an assumption until a GPU run measures it.
+backbone" and "What 40M pairs would take"); the GPU figure was measured on one H200 with the in-process scorer.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ PAPER_POOL = 40_000_000  # SynPref-40M
 # (MiniLM-L6). Scoring is CPU-bound and shards are independent, so each core adds about this rate.
 CPU_PAIRS_PER_S_PER_CORE = 21.0
 CPU_MAX_LENGTH = 64
-# Not measured here (no GPU lent): S = 2,000 pairs/s per model (an 0.6B model, short conversations, bf16),
-# so 1,000 pairs/s per GPU for both models.
-GPU_PAIRS_PER_S_ASSUMED = 1_000.0
+# bench/rm_gpu.py on one H200: the library Scorer scored 112 pairs/s with a Qwen3-0.6B-shaped model (bf16, max
+# length 2,048, the shared pairs: ~710 tokens per pair), 1,000 pairs in a fresh process; both models on one GPU
+# halve it. A floor: a longer, warm run and vLLM/SGLang scoring servers were not measured.
+GPU_PAIRS_PER_S = 56.0
 # The ledger alone (sharding, claiming, upserts, finalising with the dataset version) over 1M pairs with
 # stored scores, two workers on a quiet 2-core box: the whole run (bench/stage2_bench.py --n 1000000 --workers 2).
 LEDGER_PAIRS_PER_S = 2_859.0
@@ -68,12 +69,12 @@ def human_duration(seconds: float) -> str:
 
 
 def stage2_estimates(pairs: int) -> list[Estimate]:
-    """Estimated wall time of filtering ``pairs`` on CPU workers (measured rate) and on GPUs (assumed rate)."""
+    """Estimated wall time of filtering ``pairs`` on CPU workers and on GPUs (both rates measured)."""
     rows = [
         (f"CPU worker, 1 core (MiniLM, max length {CPU_MAX_LENGTH})", 1, CPU_PAIRS_PER_S_PER_CORE, True),
         (f"CPU workers, 64 cores (MiniLM, max length {CPU_MAX_LENGTH})", 64, CPU_PAIRS_PER_S_PER_CORE, True),
-        ("GPU (0.6B model, bf16; assumed)", 1, GPU_PAIRS_PER_S_ASSUMED, False),
-        ("GPUs, 8 (0.6B model, bf16; assumed)", 8, GPU_PAIRS_PER_S_ASSUMED, False),
+        ("GPU, H200 (0.6B model, bf16, ~710-token pairs)", 1, GPU_PAIRS_PER_S, True),
+        ("GPUs, 8 x H200 (0.6B model, bf16, ~710-token pairs)", 8, GPU_PAIRS_PER_S, True),
     ]
     return [
         Estimate(hardware, workers, rate, pairs, wall_time_s(pairs, rate, workers), measured)

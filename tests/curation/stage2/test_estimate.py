@@ -37,13 +37,13 @@ def test_durations_read_in_the_largest_sensible_unit(seconds: float, words: str)
     assert estimate.human_duration(seconds) == words
 
 
-def test_estimates_use_the_measured_cpu_rate_and_the_assumed_gpu_rate() -> None:
+def test_estimates_use_the_measured_cpu_and_gpu_rates() -> None:
     rows = estimate.stage2_estimates(estimate.PAPER_POOL)
     cpu_one, cpu_many, gpu_one, gpu_eight = rows
     assert cpu_one.measured and cpu_one.pairs_per_s == estimate.CPU_PAIRS_PER_S_PER_CORE
     assert cpu_one.seconds == pytest.approx(estimate.PAPER_POOL / estimate.CPU_PAIRS_PER_S_PER_CORE)
     assert cpu_many.seconds == pytest.approx(cpu_one.seconds / cpu_many.workers)
-    assert not gpu_one.measured and gpu_eight.workers == 8
-    assert gpu_eight.seconds == pytest.approx(estimate.PAPER_POOL / (8 * estimate.GPU_PAIRS_PER_S_ASSUMED))
-    assert gpu_eight.duration == "83 min"  # 40M / 8,000 pairs/s
+    assert gpu_one.measured and gpu_one.pairs_per_s == estimate.GPU_PAIRS_PER_S and gpu_eight.workers == 8
+    assert gpu_eight.seconds == pytest.approx(estimate.PAPER_POOL / (8 * estimate.GPU_PAIRS_PER_S))
+    assert gpu_eight.duration == "24.8 hours"  # 40M / (8 x 56) pairs/s
     assert f"max length {estimate.CPU_MAX_LENGTH}" in cpu_one.hardware

@@ -145,7 +145,7 @@ def test_the_run_page_estimates_wall_time_for_the_run_and_for_40m_pairs(
     assert f"This run ({run.n_pairs} pairs)" in block and "40,000,000 pairs" in block
     one_core_40m = wall_time_s(PAPER_POOL, CPU_PAIRS_PER_S_PER_CORE, 1) / 86400
     assert f"{one_core_40m:,.0f} days" in block  # one CPU core on the paper's pool
-    assert "83 min" in block  # 8 GPUs at the assumed 1,000 pairs/s each
+    assert "24.8 hours" in block and "(assumed)" not in block  # 8 H200s at the measured 56 pairs/s each
 
 
 def test_admin_sets_the_runs_max_length_and_a_bad_one_is_named(
