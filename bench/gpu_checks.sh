@@ -77,14 +77,14 @@ cat "$OUT/env.txt"
 : >"$OUT/summary.txt"
 
 # -c /dev/null and --confcutdir: the pure ML tests only (the device has no Django, PostgreSQL or pytest-django).
-step pytest_gpu 110 "$PY" -m pytest -c /dev/null --rootdir . --confcutdir tests/rewardmodel/ml -p no:cacheprovider \
+step pytest_gpu 100 "$PY" -m pytest -c /dev/null --rootdir . --confcutdir tests/rewardmodel/ml -p no:cacheprovider \
   -o "markers=gpu: needs CUDA" -q -rs -m gpu tests/rewardmodel/ml/test_gpu.py
-step rm_gpu 140 "$PY" bench/rm_gpu.py --steps 20 --score-pairs 1000 $SMOKE
+step rm_gpu 170 "$PY" bench/rm_gpu.py --steps 20 --score-pairs 1000 $SMOKE
 if "$PY" -c "import trl, datasets" 2>/dev/null; then
-  step rm_trl_compare 220 "$PY" bench/rm_trl_compare.py --steps 20 --eval-pairs 200 --no-scaling $SMOKE
+  step rm_trl_compare 200 "$PY" bench/rm_trl_compare.py --steps 20 --eval-pairs 200 --no-scaling $SMOKE
 else
   echo "rm_trl_compare rc=skipped (trl/datasets not importable: carry their wheels)" | tee -a "$OUT/summary.txt"
 fi
-step rm_long_memory 100 "$PY" bench/rm_long_memory.py $SMOKE
+step rm_long_memory 90 "$PY" bench/rm_long_memory.py $SMOKE
 echo "== summary"
 cat "$OUT/summary.txt"

@@ -1,5 +1,5 @@
-"""The benchmarks still run: the PostgreSQL ones on a few hundred pairs, each in its own database, and the TRL
-comparison with tiny shapes on CPU.
+"""The benchmarks still run: the PostgreSQL ones on a few hundred pairs, each in its own database, the TRL
+comparison with tiny shapes on CPU, and ``bench/gpu_checks.sh`` (every GPU check) in its CPU smoke mode.
 
 Their figures live in docs/benchmarks.md; these runs only check that the harness works against the
 current schema (a new NOT NULL column once broke the stage-2 bench's stored-score set-up unnoticed) and the
@@ -70,3 +70,44 @@ def test_the_trl_comparison_runs_ours_both_trl_samplers_and_the_sharded_scaling(
     fsdp = summary["fsdp"]
     assert fsdp["accelerator"] == "cpu" and fsdp["1"]["tokens_per_s"] > 0 and fsdp["2"]["tokens_per_s"] > 0
     assert fsdp["speedup"] == fsdp["2"]["tokens_per_s"] / fsdp["1"]["tokens_per_s"]
+
+
+def _gpu_checks(tmp_path: Path, steps: str | None = None) -> list[str]:
+    """Run ``bench/gpu_checks.sh --smoke`` on the demo pairs (the shared data may not be beside a clone); returns
+    its summary lines (``NAME rc=N Ss``)."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    (data / "hh_dev.jsonl").write_text((ROOT / "demo" / "pairs.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    (data / "sff_comparisons.jsonl").write_text("", encoding="utf-8")
+    env = {**os.environ, "OUT": str(out), "SYNPREF_DATA_DIR": str(data), "PYTHON": sys.executable}
+    if steps is not None:
+        env["STEPS"] = steps
+    done = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_checks.sh"), "--smoke"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return (out / "summary.txt").read_text(encoding="utf-8").splitlines()
+
+
+def test_the_gpu_checks_script_runs_every_step_with_smoke_shapes(tmp_path: Path) -> None:
+    """The script a session lent a GPU runs in one call (minutes of a scarce machine): every step must start, run
+    and report, here with tiny shapes on CPU, where the gpu tests skip."""
+    summary = _gpu_checks(tmp_path)
+    assert [line.split()[0] for line in summary] == ["pytest_gpu", "rm_gpu", "rm_trl_compare", "rm_long_memory"]
+    assert all(line.split()[1] == "rc=0" for line in summary), summary
+    out = tmp_path / "out"
+    assert "skipped" in (out / "pytest_gpu.log").read_text() and "failed" not in (out / "pytest_gpu.log").read_text()
+    assert "training speed-up" in (out / "rm_gpu.log").read_text()
+    assert "scoring speed-up" in (out / "rm_gpu.log").read_text()
+    compare = json.loads((out / "rm_trl_compare.log").read_text().strip().splitlines()[-1])
+    assert {"ours", "trl", "trl_grouped"} <= compare.keys()
+    layouts = [json.loads(x) for x in (out / "rm_long_memory.log").read_text().splitlines() if x.startswith("{")]
+    assert [(x["layout"], x["error"]) for x in layouts] == [("padded", ""), ("packed", "")]
+    assert "torch" in (out / "env.txt").read_text()
+
+
+def test_the_gpu_checks_script_reruns_only_the_steps_named(tmp_path: Path) -> None:
+    summary = _gpu_checks(tmp_path, steps="rm_long_memory")
+    assert [line.split()[:2] for line in summary] == [["rm_long_memory", "rc=0"]]
+    assert not (tmp_path / "out" / "rm_gpu.log").exists()
