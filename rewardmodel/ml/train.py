@@ -453,10 +453,9 @@ def _make_optimizer(model: Any, config: RewardTrainingConfig) -> torch.optim.Opt
             continue
         (no_decay if p.ndim < 2 or "norm" in name.lower() or name.endswith(".bias") else decay).append(p)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    # On the GPU the fused kernel (as HF Trainer's default "adamw_torch_fused"): a few launches per step instead of
-    # the multi-tensor loop's dozens, which matters when a small model's step is launch-bound. It also takes FSDP2's
-    # sharded (DTensor) parameters. The CPU keeps the multi-tensor loop.
-    fused = all(p.is_cuda for g in groups for p in g["params"])
+    # On the GPU the fused kernel, HF Trainer's default there ("adamw_torch_fused"): fewer kernel launches per step
+    # than the multi-tensor loop; it also takes FSDP2's sharded (DTensor) parameters. The CPU keeps the loop.
+    fused = all(p.is_cuda for p in decay + no_decay)
     return torch.optim.AdamW(
         [g for g in groups if g["params"]],
         lr=config.learning_rate,
