@@ -89,6 +89,16 @@ def flops_per_token(shape: dict[str, Any], n_nonembed: int, mean_len: float) -> 
     return 6 * n_nonembed + attn
 
 
+def warm_up(cfg: Any, rows: list[dict], steps: int, out_dir: Path) -> None:
+    """An untimed run of our loop (``cfg``, its first ``steps`` steps, writing to ``out_dir``): CUDA loads each kernel
+    on first use and the caching allocator grows to each new batch shape, costs that would otherwise land in the
+    first timed run's steps."""
+    from rewardmodel.ml.config import RewardTrainingConfig
+    from rewardmodel.ml.train import train
+
+    train(RewardTrainingConfig.from_dict({**cfg.to_dict(), "output_dir": str(out_dir), "max_steps": steps}), rows)
+
+
 def load_pairs() -> list[dict]:
     """All shared pairs."""
     rows: list[dict] = []
@@ -176,11 +186,7 @@ def main() -> int:
         resume=False,
         attn_implementation="sdpa",
     )
-    # Untimed first (the whole run on a GPU): CUDA loads each kernel on first use and the caching allocator grows to
-    # each new batch shape, costs that would otherwise land in the library's timed steps (it runs first).
-    warm = {**cfg.to_dict(), "output_dir": str(work / "warm")}
-    warm["max_steps"] = args.steps if device.type == "cuda" else args.warmup
-    train(RewardTrainingConfig.from_dict(warm), train_rows)
+    warm_up(cfg, train_rows, args.steps if device.type == "cuda" else args.warmup, work / "warm")  # the whole run
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     train(cfg, train_rows, callbacks=[Timer()])

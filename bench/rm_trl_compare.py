@@ -85,7 +85,7 @@ def main() -> int:
     cuda = torch.cuda.is_available() and not (args.smoke or args.cpu)
     device = torch.device("cuda" if cuda else "cpu")
 
-    from rm_gpu import CPU_SMALL, QWEN3_06B, SMOKE, flops_per_token, load_pairs, peak_flops
+    from rm_gpu import CPU_SMALL, QWEN3_06B, SMOKE, flops_per_token, load_pairs, peak_flops, warm_up
     from transformers import Qwen3Config, Qwen3ForSequenceClassification
 
     from rewardmodel.ml.backbones import build_bpe_tokenizer, save_random_model
@@ -125,7 +125,8 @@ def main() -> int:
     params = sum(p.numel() for _, p in named)
     toks = tokenize_records(rows, tokenizer, args.max_length)
     lengths = [len(x) for x in toks.chosen + toks.rejected]
-    fpt = flops_per_token(shape, sum(p.numel() for n, p in named if "embed" not in n), sum(lengths) / len(lengths))
+    mean_len = sum(lengths) / len(lengths)
+    fpt = flops_per_token(shape, sum(p.numel() for n, p in named if "embed" not in n), mean_len)
     peak = peak_flops(name) if cuda else float("nan")
 
     def mfu(tokens_per_s: float) -> float | None:
@@ -143,7 +144,7 @@ def main() -> int:
         "batch_size": args.batch_size,
         "max_length": args.max_length,
         "learning_rate": lr,
-        "mean_sequence_length": sum(lengths) / len(lengths),
+        "mean_sequence_length": mean_len,
     }
 
     # ---- ours ------------------------------------------------------------------------------------
@@ -167,8 +168,7 @@ def main() -> int:
         resume=False,
     )
     warm_steps = args.steps if cuda else args.warmup
-    warm = {**cfg.to_dict(), "output_dir": str(work / "warm"), "max_steps": warm_steps}
-    train(RewardTrainingConfig.from_dict(warm), rows)  # untimed: warms the process with our batches
+    warm_up(cfg, rows, warm_steps, work / "warm")  # untimed: warms the process with our batches
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     ours = train(cfg, rows, callbacks=[Timer()])
